@@ -1,0 +1,281 @@
+"""Command-line interface: one subcommand per workflow step. Rules in workflow/rules call these.
+
+Heavy libraries (torch, transformers, peft) are imported inside the commands that need them, so the
+light steps (data preparation, tables, selection) start in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import UserError
+
+log = logging.getLogger("complementarity")
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text[:80]!r}") from exc
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, value
+
+
+def _stem(path: str | Path) -> str:
+    return Path(path).name.split(".")[0]
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def cmd_validate_config(a) -> None:
+    from .config import load_config, shard_ids
+
+    cfg = load_config(a.config, a.base_dir)
+    print(f"OK: {a.config}: {len(cfg['domains'])} domains, {len(shard_ids(cfg))} shards, k={cfg['selection']['k']}")
+
+
+def cmd_make_demo_data(a) -> None:
+    from .demo import make_demo_data
+
+    manifest = make_demo_data(a.out)
+    log.info("wrote demo data to %s (corrupted shards: %s)", a.out, ", ".join(manifest["corrupted"]))
+
+
+def cmd_prepare_data(a) -> None:
+    from .prepare import prepare_domains
+    from .provenance import write_json
+    from .records import write_jsonl
+
+    domains, report = prepare_domains(a.domains, a.data, a.base_dir)
+    out = Path(a.out_dir)
+    for name, splits in domains.items():
+        for split, exs in splits.items():
+            write_jsonl(out / name / f"{split}.jsonl", exs)
+    write_json(out / "report.json", report)
+    for name, rep in report["domains"].items():
+        log.info("%s: %d train, %d validation, %d test", name, rep["train"], rep["validation"], rep["test"])
+
+
+def cmd_make_shards(a) -> None:
+    from .prepare import random_shards
+    from .records import read_prepared, write_jsonl
+
+    pool = [ex for f in a.train for ex in read_prepared(f)]
+    ids = [_stem(p) for p in a.out]
+    shards = random_shards(pool, len(ids), a.seed, ids)
+    for path, sid in zip(a.out, ids, strict=True):
+        write_jsonl(path, shards[sid])
+    log.info(
+        "pooled %d records into %d shards of %d-%d",
+        len(pool),
+        len(ids),
+        min(map(len, shards.values())),
+        max(map(len, shards.values())),
+    )
+
+
+def cmd_make_shard(a) -> None:
+    from .errors import DataError
+    from .prepare import drop_duplicates, normalize, remove_leakage
+    from .provenance import write_json
+    from .records import read_prepared, write_jsonl
+    from .sources import load_source
+
+    exs, dups = drop_duplicates(normalize(load_source(a.input)))
+    held_out: dict[str, set[str]] = {"validation": set(), "test": set()}
+    for f in a.held_out:
+        split = "test" if _stem(f) == "test" else "validation"
+        held_out[split].update(ex.prompt for ex in read_prepared(f))
+    exs, leaked = remove_leakage(exs, held_out, policy=a.leakage, where=f"shard {a.shard!r} ({a.input})")
+    if not exs:
+        raise DataError(f"shard {a.shard!r} ({a.input}) has no records left; remove it from sharding.files or fix it")
+    write_jsonl(a.out, exs)
+    write_json(
+        Path(a.out).with_suffix(".report.json"),
+        {"records": len(exs), "duplicates_dropped": dups, "leaked_dropped": leaked},
+    )
+    log.info("shard %s: %d records (%d duplicates, %d leaked dropped)", a.shard, len(exs), dups, leaked)
+
+
+def cmd_build_base_model(a) -> None:
+    import shutil
+
+    from .modeling import write_manifest
+    from .provenance import provenance, write_json
+    from .records import read_prepared
+
+    out = Path(a.out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if a.base_model["source"] == "tiny":
+        from .tiny import build_tiny
+
+        examples = [ex for f in a.train for ex in read_prepared(f)]
+        stats = build_tiny(tmp, examples, a.base_model["tiny"], max_seq_len=a.max_seq_len)
+        write_manifest(tmp, a.base_model, ".")
+        write_json(tmp / "metrics.json", stats)
+    else:
+        write_manifest(tmp, a.base_model, a.base_model["source"])
+    write_json(tmp / "provenance.json", provenance({"base_model": a.base_model}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def cmd_score(a) -> None:
+    from .provenance import provenance, write_json
+    from .records import read_prepared
+    from .scoring import score
+
+    validation = {name: read_prepared(path) for name, path in a.validation}
+    adapters = dict(a.adapter) if a.adapter else None
+    scores = score(
+        a.base, validation, adapters=adapters, base_cfg=a.base_model, max_seq_len=a.max_seq_len, batch_size=a.batch_size
+    )
+    write_json(a.out, {"scores": scores, "provenance": provenance({"base_model": a.base_model})})
+
+
+def cmd_finetune(a) -> None:
+    from .records import read_prepared
+    from .train import finetune
+
+    files = list(a.train)
+    if a.selection:
+        chosen = json.loads(Path(a.selection).read_text())["selected"]
+        by_id = {_stem(f): f for f in files}
+        missing = [s for s in chosen if s not in by_id]
+        if missing:
+            raise UserError(f"{a.selection}: selected shard(s) {missing} are not among --train files {sorted(by_id)}")
+        files = [by_id[s] for s in chosen]
+        log.info("fine-tuning on the union of %s", ", ".join(chosen))
+    examples = [ex for f in files for ex in read_prepared(f)]
+    finetune(examples, a.base, a.out, base_cfg=a.base_model, ft=a.finetune, name=a.name)
+
+
+def cmd_gather(a) -> None:
+    from .tables import complementarity_table, loss_table, read_scores, write_tsv
+
+    base = read_scores(a.base_scores)["base"]
+    shards: dict[str, dict] = {}
+    for f in a.shard_scores:
+        shards.update(read_scores(f))
+    write_tsv(complementarity_table(base, shards, metric=a.metric, weights=a.weights), a.out)
+    write_tsv(loss_table(base, shards), a.losses)
+
+
+def cmd_select(a) -> None:
+    from .tables import select
+
+    sel = select(a.table, k=a.k, metric=a.metric, out=a.out)
+    log.info("selected %s (k=%d, metric %s)", ", ".join(sel["selected"]), a.k, a.metric)
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="complementarity", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("validate-config", cmd_validate_config, "Validate a config file against the schema and print a summary.")
+    sp.add_argument("config", help="YAML config file")
+    sp.add_argument("--base-dir", default=".", help="folder relative paths in the config resolve against")
+
+    sp = add("make-demo-data", cmd_make_demo_data, "Regenerate the embedded demo data (domains and candidate shards).")
+    sp.add_argument("--out", default="config/demo", help="output folder")
+
+    sp = add("prepare-data", cmd_prepare_data, "Load, normalize, de-duplicate and split every domain; check leakage.")
+    sp.add_argument("--domains", type=_json, required=True, help="JSON: config `domains` section")
+    sp.add_argument("--data", type=_json, required=True, help="JSON: config `data` section")
+    sp.add_argument("--base-dir", default=".", help="folder relative data paths resolve against")
+    sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/<domain>/{train,validation,test}.jsonl")
+
+    sp = add("make-shards", cmd_make_shards, "Pool the domains' training data and split it into N random shards.")
+    sp.add_argument("--train", nargs="+", required=True, help="prepared training JSONL files")
+    sp.add_argument("--seed", type=int, required=True, help="shuffle seed")
+    sp.add_argument("--out", nargs="+", required=True, help="one output JSONL per shard (shard id = file stem)")
+
+    sp = add("make-shard", cmd_make_shard, "Normalize one candidate shard file and check it for leakage.")
+    sp.add_argument("--input", required=True, help="candidate shard JSONL")
+    sp.add_argument("--shard", required=True, help="shard id")
+    sp.add_argument("--held-out", nargs="*", default=[], help="prepared validation/test JSONL files")
+    sp.add_argument("--leakage", choices=["error", "drop"], default="error", help="leakage policy")
+    sp.add_argument("--out", required=True, help="output JSONL")
+
+    sp = add(
+        "build-base-model", cmd_build_base_model, "Build the tiny base model, or record where a hub/local model is."
+    )
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--train", nargs="*", default=[], help="pre-training text for the tiny model (prepared JSONL)")
+    sp.add_argument("--max-seq-len", type=int, default=256, help="longest pre-training sequence (tokens)")
+    sp.add_argument("--out", required=True, help="output folder")
+
+    sp = add("score", cmd_score, "Mean NLL per response token of the base model, or of adapters, on validation sets.")
+    sp.add_argument("--base", required=True, help="base-model folder (from build-base-model)")
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--validation", type=_pair, nargs="+", required=True, help="DOMAIN=FILE, one per domain")
+    sp.add_argument("--adapter", type=_pair, nargs="*", help="NAME=ADAPTER_DIR; none scores the base model")
+    sp.add_argument("--max-seq-len", type=int, required=True, help="tokens")
+    sp.add_argument("--batch-size", type=int, default=16, help="sequences per batch")
+    sp.add_argument("--out", required=True, help="output JSON")
+
+    sp = add("finetune", cmd_finetune, "LoRA/QLoRA fine-tune the base model on JSONL files.")
+    sp.add_argument("--base", required=True, help="base-model folder (from build-base-model)")
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--finetune", type=_json, required=True, help="JSON: config `finetune` section")
+    sp.add_argument("--train", nargs="+", required=True, help="prepared JSONL files")
+    sp.add_argument("--selection", help="selection.json: train on the union of its selected shards only")
+    sp.add_argument("--name", default="adapter", help="name used in logs and metrics")
+    sp.add_argument("--out", required=True, help="output adapter folder")
+
+    sp = add("gather", cmd_gather, "Build the Complementarity table from base and shard scores.")
+    sp.add_argument("--base-scores", required=True, help="scores JSON of the base model")
+    sp.add_argument("--shard-scores", nargs="+", required=True, help="scores JSON of each shard model")
+    sp.add_argument("--metric", required=True, help="relative | absolute")
+    sp.add_argument("--weights", type=_json, default={}, help="JSON: domain weights (default equal)")
+    sp.add_argument("--out", required=True, help="complementarity.tsv")
+    sp.add_argument("--losses", required=True, help="raw loss table TSV")
+
+    sp = add("select", cmd_select, "Keep the k best shards by mean Complementarity.")
+    sp.add_argument("--table", required=True, help="complementarity.tsv")
+    sp.add_argument("--k", type=int, required=True, help="number of shards to keep")
+    sp.add_argument("--metric", required=True, help="metric the table was computed with (recorded)")
+    sp.add_argument("--out", required=True, help="selection.json")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.fn(args)
+    except UserError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
