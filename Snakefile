@@ -1,0 +1,38 @@
+# Complementarity data selection: fine-tune a base model on each of N candidate shards, score every
+# shard model on every domain's validation set, keep the k best shards, fine-tune on their union.
+#
+#   snakemake --profile profiles/local                          # embedded tiny default, CPU
+#   snakemake --profile profiles/local --configfile config/paper.yaml -n    # paper setup, dry run
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/select.smk"
+
+
+localrules:
+    all,
+    prepare_data,
+    make_shards,
+    make_shard,
+    gather_scores,
+    select_topk,
+
+
+rule all:
+    default_target: True
+    input:
+        "results/complementarity.tsv",
+        "results/selection.json",
+        "results/final",

@@ -1,0 +1,92 @@
+"""Fan-in: the Complementarity table, top-k selection, and the final fine-tune.
+
+REQUIRED INPUTS: results/scores/base.json, results/scores/shards/*.json, the shard data.
+OUTPUTS: results/complementarity.tsv, results/scores/losses.tsv, results/selection.json,
+results/final/ (PEFT adapter of M fine-tuned on the union of the k selected shards).
+"""
+
+
+rule gather_scores:
+    """C(M_i, V_j) for every shard and domain, and the mean over domains; best shard first."""
+    input:
+        base="results/scores/base.json",
+        shards=expand("results/scores/shards/{shard}.json", shard=SHARDS),
+    output:
+        table=report(
+            "results/complementarity.tsv",
+            caption="../report/complementarity.rst",
+            category="Complementarity",
+        ),
+        losses="results/scores/losses.tsv",
+    params:
+        metric=config["selection"]["metric"],
+        weights=as_json(config["selection"]["weights"]),
+    log:
+        "logs/gather_scores/gather_scores.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "complementarity gather"
+        " --base-scores {input.base:q}"
+        " --shard-scores {input.shards:q}"
+        " --metric {params.metric}"
+        " --weights {params.weights:q}"
+        " --out {output.table:q}"
+        " --losses {output.losses:q}"
+        " > {log:q} 2>&1"
+
+
+rule select_topk:
+    """Keep the k shards with the highest mean Complementarity (ties: smaller shard id)."""
+    input:
+        table="results/complementarity.tsv",
+    output:
+        selection="results/selection.json",
+    params:
+        k=config["selection"]["k"],
+        metric=config["selection"]["metric"],
+    log:
+        "logs/select_topk/select_topk.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "complementarity select"
+        " --table {input.table:q}"
+        " --k {params.k}"
+        " --metric {params.metric}"
+        " --out {output.selection:q}"
+        " > {log:q} 2>&1"
+
+
+rule finetune_final:
+    """Fine-tune M on the union of the selected shards: the final model."""
+    input:
+        base="results/base_model",
+        selection="results/selection.json",
+        shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
+    output:
+        adapter=directory("results/final"),
+    params:
+        base_model=as_json(config["base_model"]),
+        finetune=as_json(config["finetune"]),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=480,
+    log:
+        "logs/finetune_final/finetune_final.log",
+    benchmark:
+        "benchmarks/finetune_final/finetune_final.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "complementarity finetune"
+        " --base {input.base:q}"
+        " --base-model {params.base_model:q}"
+        " --finetune {params.finetune:q}"
+        " --train {input.shards:q}"
+        " --selection {input.selection:q}"
+        " --name final"
+        " --out {output.adapter:q}"
+        " > {log:q} 2>&1"

@@ -1,0 +1,74 @@
+"""Fan-out: one LoRA fine-tune and one scoring job per candidate shard.
+
+REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, validation sets.
+OUTPUTS: results/shards/{shard}/ (PEFT adapter + metrics.json + train_config.json),
+results/scores/shards/{shard}.json (L_{M_i} on every domain's validation set).
+"""
+
+
+rule finetune_shard:
+    """LoRA/QLoRA fine-tune M on one shard, giving M_i."""
+    input:
+        base="results/base_model",
+        train="results/data/shards/{shard}.jsonl",
+    output:
+        adapter=directory("results/shards/{shard}"),
+    params:
+        base_model=as_json(config["base_model"]),
+        finetune=as_json(config["finetune"]),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    log:
+        "logs/finetune_shard/{shard}.log",
+    benchmark:
+        "benchmarks/finetune_shard/{shard}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "complementarity finetune"
+        " --base {input.base:q}"
+        " --base-model {params.base_model:q}"
+        " --finetune {params.finetune:q}"
+        " --train {input.train:q}"
+        " --name {wildcards.shard}"
+        " --out {output.adapter:q}"
+        " > {log:q} 2>&1"
+
+
+rule score_shard:
+    """Mean NLL per response token of M_i on every domain's validation set (base loaded once)."""
+    input:
+        base="results/base_model",
+        adapter="results/shards/{shard}",
+        validation=get_prepared("validation"),
+    output:
+        scores="results/scores/shards/{shard}.json",
+    params:
+        base_model=as_json(config["base_model"]),
+        max_seq_len=config["finetune"]["max_seq_len"],
+        batch_size=config["scoring"]["batch_size"],
+        validation=validation_args,
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    log:
+        "logs/score_shard/{shard}.log",
+    benchmark:
+        "benchmarks/score_shard/{shard}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "complementarity score"
+        " --base {input.base:q}"
+        " --base-model {params.base_model:q}"
+        " --validation {params.validation}"
+        " --adapter {wildcards.shard}={input.adapter:q}"
+        " --max-seq-len {params.max_seq_len}"
+        " --batch-size {params.batch_size}"
+        " --out {output.scores:q}"
+        " > {log:q} 2>&1"
