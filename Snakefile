@@ -8,7 +8,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless --configfile names another config: Snakemake would otherwise
+# deep-merge the two (the paper run would inherit the demo's domains and shard files).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -24,8 +28,6 @@ include: "workflow/rules/select.smk"
 localrules:
     all,
     prepare_data,
-    make_shards,
-    make_shard,
     gather_scores,
     select_topk,
 

@@ -41,11 +41,20 @@ def source_files(spec):
 
 def get_domain_sources(wildcards):
     """Every local file any domain reads (the prepare_data job depends on all of them)."""
-    return sorted({f for d in config["domains"].values() for s in SPLITS for f in source_files(d.get(s))})
+    return sorted(
+        {
+            f
+            for d in config["domains"].values()
+            for s in SPLITS
+            for f in source_files(d.get(s))
+        }
+    )
 
 
 def get_prepared(split):
-    return expand("results/data/domains/{domain}/{split}.jsonl", domain=DOMAINS, split=split)
+    return expand(
+        "results/data/domains/{domain}/{split}.jsonl", domain=DOMAINS, split=split
+    )
 
 
 def get_shard_source(wildcards):

@@ -12,17 +12,19 @@ rule prepare_data:
     input:
         sources=get_domain_sources,
     output:
-        data=expand("results/data/domains/{domain}/{split}.jsonl", domain=DOMAINS, split=SPLITS),
+        data=expand(
+            "results/data/domains/{domain}/{split}.jsonl", domain=DOMAINS, split=SPLITS
+        ),
         report="results/data/domains/report.json",
-    params:
-        domains=as_json(config["domains"]),
-        data=as_json(config["data"]),
     log:
         "logs/prepare_data/prepare_data.log",
     benchmark:
         "benchmarks/prepare_data/prepare_data.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        domains=as_json(config["domains"]),
+        data=as_json(config["data"]),
     shell:
         "complementarity prepare-data"
         " --domains {params.domains:q}"
@@ -33,20 +35,23 @@ rule prepare_data:
 
 if STRATEGY == "random":
 
+    localrules:
+        make_shards,
+
     rule make_shards:
         """Pool all domains' training data, shuffle, split into N disjoint shards (the paper)."""
         input:
             train=get_prepared("train"),
         output:
             shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
-        params:
-            seed=config["sharding"]["seed"],
         log:
             "logs/make_shards/make_shards.log",
         benchmark:
             "benchmarks/make_shards/make_shards.tsv"
         conda:
             "../../envs/data.yaml"
+        params:
+            seed=config["sharding"]["seed"],
         shell:
             "complementarity make-shards"
             " --train {input.train:q}"
@@ -56,6 +61,9 @@ if STRATEGY == "random":
 
 else:
 
+    localrules:
+        make_shard,
+
     rule make_shard:
         """Normalize one candidate shard file, drop duplicates, check it against validation/test prompts."""
         input:
@@ -64,14 +72,14 @@ else:
         output:
             shard="results/data/shards/{shard}.jsonl",
             report="results/data/shards/{shard}.report.json",
-        params:
-            leakage=config["data"]["leakage"],
         log:
             "logs/make_shard/{shard}.log",
         benchmark:
             "benchmarks/make_shard/{shard}.tsv"
         conda:
             "../../envs/data.yaml"
+        params:
+            leakage=config["data"]["leakage"],
         shell:
             "complementarity make-shard"
             " --input {input.source:q}"

@@ -12,19 +12,19 @@ rule build_base_model:
         train=get_pretrain_files,
     output:
         base=directory("results/base_model"),
-    params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "logs/build_base_model/build_base_model.log",
     benchmark:
         "benchmarks/build_base_model/build_base_model.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        base_model=as_json(config["base_model"]),
+        max_seq_len=config["finetune"]["max_seq_len"],
     shell:
         "complementarity build-base-model"
         " --base-model {params.base_model:q}"
@@ -41,22 +41,22 @@ rule score_base:
         validation=get_prepared("validation"),
     output:
         scores="results/scores/base.json",
-    params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-        batch_size=config["scoring"]["batch_size"],
-        validation=validation_args,
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
     log:
         "logs/score_base/score_base.log",
     benchmark:
         "benchmarks/score_base/score_base.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    params:
+        base_model=as_json(config["base_model"]),
+        max_seq_len=config["finetune"]["max_seq_len"],
+        batch_size=config["scoring"]["batch_size"],
+        validation=validation_args,
     shell:
         "complementarity score"
         " --base {input.base:q}"

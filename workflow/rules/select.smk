@@ -18,13 +18,13 @@ rule gather_scores:
             category="Complementarity",
         ),
         losses="results/scores/losses.tsv",
-    params:
-        metric=config["selection"]["metric"],
-        weights=as_json(config["selection"]["weights"]),
     log:
         "logs/gather_scores/gather_scores.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        metric=config["selection"]["metric"],
+        weights=as_json(config["selection"]["weights"]),
     shell:
         "complementarity gather"
         " --base-scores {input.base:q}"
@@ -42,13 +42,13 @@ rule select_topk:
         table="results/complementarity.tsv",
     output:
         selection="results/selection.json",
-    params:
-        k=config["selection"]["k"],
-        metric=config["selection"]["metric"],
     log:
         "logs/select_topk/select_topk.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        k=config["selection"]["k"],
+        metric=config["selection"]["metric"],
     shell:
         "complementarity select"
         " --table {input.table:q}"
@@ -66,20 +66,20 @@ rule finetune_final:
         shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
     output:
         adapter=directory("results/final"),
-    params:
-        base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=480,
     log:
         "logs/finetune_final/finetune_final.log",
     benchmark:
         "benchmarks/finetune_final/finetune_final.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=480,
+    params:
+        base_model=as_json(config["base_model"]),
+        finetune=as_json(config["finetune"]),
     shell:
         "complementarity finetune"
         " --base {input.base:q}"

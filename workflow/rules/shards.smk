@@ -13,20 +13,20 @@ rule finetune_shard:
         train="results/data/shards/{shard}.jsonl",
     output:
         adapter=directory("results/shards/{shard}"),
-    params:
-        base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=240,
     log:
         "logs/finetune_shard/{shard}.log",
     benchmark:
         "benchmarks/finetune_shard/{shard}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    params:
+        base_model=as_json(config["base_model"]),
+        finetune=as_json(config["finetune"]),
     shell:
         "complementarity finetune"
         " --base {input.base:q}"
@@ -46,22 +46,22 @@ rule score_shard:
         validation=get_prepared("validation"),
     output:
         scores="results/scores/shards/{shard}.json",
-    params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-        batch_size=config["scoring"]["batch_size"],
-        validation=validation_args,
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
     log:
         "logs/score_shard/{shard}.log",
     benchmark:
         "benchmarks/score_shard/{shard}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    params:
+        base_model=as_json(config["base_model"]),
+        max_seq_len=config["finetune"]["max_seq_len"],
+        batch_size=config["scoring"]["batch_size"],
+        validation=validation_args,
     shell:
         "complementarity score"
         " --base {input.base:q}"
