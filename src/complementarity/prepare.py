@@ -58,7 +58,7 @@ def carve_validation(
     if len(prompts) < 2:
         raise DataError(
             f"domains.{domain}.train: {len(prompts)} distinct prompt(s) is too few to carve a validation set from; "
-            "add training data or give domains.{domain}.validation"
+            f"add training data or give domains.{domain}.validation"
         )
     random.Random(seed).shuffle(prompts)
     n_val = max(1, round(fraction * len(prompts)))
@@ -74,7 +74,11 @@ def remove_leakage(
     train: list[Example], held_out: dict[str, set[str]], *, policy: str, where: str
 ) -> tuple[list[Example], int]:
     """Apply the leakage policy to ``train`` given held-out prompts by split name."""
-    leaked = [(ex, split) for ex in train for split, prompts in held_out.items() if ex.prompt in prompts]
+    leaked = []  # (record, first held-out split holding its prompt), each record once
+    for ex in train:
+        split = next((name for name, prompts in held_out.items() if ex.prompt in prompts), None)
+        if split is not None:
+            leaked.append((ex, split))
     if not leaked:
         return train, 0
     if policy == "error":

@@ -1,0 +1,219 @@
+"""CPU smoke tests of the real CLI on a tiny model: build, score, fine-tune, select, and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import BASE_CFG, FINETUNE, REPO, run_cli
+
+from complementarity.modeling import IGNORE_INDEX, encode_example, load_base
+from complementarity.records import Example, read_prepared
+
+DOMAINS = ("arithmetic", "reverse", "sort", "units")
+
+
+def _validation_args(prepared: Path) -> list[str]:
+    return [f"{d}={prepared / d / 'validation.jsonl'}" for d in DOMAINS]
+
+
+def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
+    args = ["score", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64"]
+    args += ["--validation", *_validation_args(prepared), "--out", str(out)]
+    if adapters:
+        args += ["--adapter", *adapters]
+    run_cli(*args)
+    return json.loads(out.read_text())["scores"]
+
+
+def _finetune(base: Path, train: list[Path], out: Path, **overrides) -> dict:
+    ft = {**FINETUNE, **overrides}
+    run_cli(
+        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "--train", *map(str, train), "--name", out.name, "--out", str(out),
+    )  # fmt: skip
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def arithmetic_adapter(tiny_base, demo_prepared, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("adapters") / "arith"
+    _finetune(tiny_base, [demo_prepared / "arithmetic" / "train.jsonl"], out, max_steps=40)
+    return out
+
+
+def test_build_base_model_writes_a_loadable_model(tiny_base):
+    manifest = json.loads((tiny_base / "base_model.json").read_text())
+    assert manifest["source"] == "tiny"
+    metrics = json.loads((tiny_base / "metrics.json").read_text())
+    assert metrics["pretrain_loss_last"] < metrics["pretrain_loss_first"], "pre-training did not lower the loss"
+    model, tok, _ = load_base(tiny_base)
+    assert model.config.model_type == "llama"
+    assert tok.eos_token_id is not None and tok.pad_token_id is not None
+    ids = tok("sort: 3 1 2")["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == "sort: 3 1 2"
+
+
+def test_encoding_puts_loss_on_response_tokens_only(tiny_base):
+    _, tok, _ = load_base(tiny_base)
+    ex = Example(prompt="12 + 30 =", response="42", id="x")
+    enc = encode_example(tok, ex, chat=False, max_seq_len=64)
+    prompt_len = len(tok("12 + 30 =\n")["input_ids"])
+    assert enc.labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
+    assert enc.labels[prompt_len:] == enc.input_ids[prompt_len:]
+    assert enc.labels[-1] == tok.eos_token_id
+    assert tok.decode(enc.labels[prompt_len:-1]) == "42"
+    # Too long: the prompt is cut from the left, the response kept whole.
+    long = Example(prompt="reverse: " + "abcdefgh" * 20, response="done", id="y")
+    enc = encode_example(tok, long, chat=False, max_seq_len=32)
+    assert enc.truncated and len(enc.input_ids) == 32
+    assert tok.decode([t for t in enc.labels if t != IGNORE_INDEX][:-1]) == "done"
+
+
+def test_score_base_matches_a_direct_computation(tiny_base, demo_prepared, tmp_path):
+    scores = _score(tiny_base, demo_prepared, tmp_path / "base.json")["base"]
+    assert set(scores) == set(DOMAINS)
+    # Recompute the arithmetic NLL one example at a time, without padding or batching.
+    model, tok, _ = load_base(tiny_base)
+    total, n = 0.0, 0
+    for ex in read_prepared(demo_prepared / "arithmetic" / "validation.jsonl"):
+        enc = encode_example(tok, ex, chat=False, max_seq_len=64)
+        with torch.no_grad():
+            logits = model(torch.tensor([enc.input_ids])).logits[0, :-1]
+        logp = torch.log_softmax(logits.double(), -1)
+        for pos, label in enumerate(enc.labels[1:]):
+            if label != IGNORE_INDEX:
+                total -= float(logp[pos, label])
+                n += 1
+    got = scores["arithmetic"]
+    assert got["response_tokens"] == n
+    assert math.isclose(got["nll"], total / n, rel_tol=1e-4), (got["nll"], total / n)
+
+
+def test_finetune_writes_a_standard_peft_adapter_with_provenance(arithmetic_adapter, tiny_base):
+    from peft import PeftModel
+
+    for name in ("adapter_config.json", "adapter_model.safetensors", "metrics.json", "train_config.json"):
+        assert (arithmetic_adapter / name).is_file(), name
+    assert not arithmetic_adapter.with_name("arith.partial").exists()
+    metrics = json.loads((arithmetic_adapter / "metrics.json").read_text())
+    assert metrics["steps"] == 40 and metrics["response_tokens_trained"] > 0
+    assert metrics["loss_history"][-1]["loss"] < metrics["loss_history"][0]["loss"]
+    prov = json.loads((arithmetic_adapter / "train_config.json").read_text())
+    assert prov["seed"] == FINETUNE["seed"] and prov["versions"]["torch"] and prov["versions"]["peft"]
+    assert prov["settings"]["finetune"]["lora_r"] == FINETUNE["lora_r"]
+    model, _, _ = load_base(tiny_base)
+    peft_model = PeftModel.from_pretrained(model, str(arithmetic_adapter))
+    lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "LoRA B is still zero: nothing was trained"
+
+
+def test_finetuning_on_a_domain_lowers_its_validation_loss(arithmetic_adapter, tiny_base, demo_prepared, tmp_path):
+    base = _score(tiny_base, demo_prepared, tmp_path / "base.json")["base"]
+    tuned = _score(tiny_base, demo_prepared, tmp_path / "a.json", f"arith={arithmetic_adapter}")["arith"]
+    assert tuned["arithmetic"]["nll"] < base["arithmetic"]["nll"]
+    assert tuned["arithmetic"]["response_tokens"] == base["arithmetic"]["response_tokens"]
+
+
+def test_finetune_is_deterministic_on_cpu(tiny_base, demo_prepared, tmp_path):
+    from safetensors.torch import load_file
+
+    train = [demo_prepared / "sort" / "train.jsonl"]
+    _finetune(tiny_base, train, tmp_path / "one", max_steps=10)
+    _finetune(tiny_base, train, tmp_path / "two", max_steps=10)
+    _finetune(tiny_base, train, tmp_path / "seed1", max_steps=10, seed=1)
+    one, two, other = (load_file(tmp_path / d / "adapter_model.safetensors") for d in ("one", "two", "seed1"))
+    assert one.keys() == two.keys()
+    assert all(torch.equal(one[k], two[k]) for k in one), "same seed, different adapter"
+    assert not all(torch.equal(one[k], other[k]) for k in one), "another seed gave the same adapter"
+
+
+def test_scoring_several_adapters_in_one_job_equals_one_at_a_time(
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    other = tmp_path / "units"
+    _finetune(tiny_base, [demo_prepared / "units" / "train.jsonl"], other, max_steps=10)
+    both = _score(tiny_base, demo_prepared, tmp_path / "both.json", f"arith={arithmetic_adapter}", f"units={other}")
+    alone = _score(tiny_base, demo_prepared, tmp_path / "alone.json", f"units={other}")
+    for d in DOMAINS:
+        assert math.isclose(both["units"][d]["nll"], alone["units"][d]["nll"], rel_tol=1e-6)
+    assert both["arith"]["arithmetic"]["nll"] != both["units"]["arithmetic"]["nll"]
+
+
+def test_final_finetune_uses_only_the_selected_shards(tiny_base, demo_prepared, tmp_path):
+    shards = []
+    for d in ("arithmetic", "sort", "units"):
+        p = tmp_path / f"{d}.jsonl"
+        p.write_text((demo_prepared / d / "train.jsonl").read_text())
+        shards.append(p)
+    sel = tmp_path / "selection.json"
+    sel.write_text(json.dumps({"selected": ["units", "arithmetic"]}))
+    out = tmp_path / "final"
+    ft = {**FINETUNE, "max_steps": 2}
+    run_cli(
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "--train", *map(str, shards), "--selection", str(sel), "--out", str(out),
+    )  # fmt: skip
+    n_expected = sum(len(read_prepared(tmp_path / f"{d}.jsonl")) for d in ("units", "arithmetic"))
+    assert json.loads((out / "metrics.json").read_text())["examples"] == n_expected
+
+
+# --- errors: exit status 2, "ERROR: ..." naming the value and the fix --------------------------------
+
+
+def test_prepare_data_names_file_and_line_of_malformed_jsonl(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "c", "response": \n')
+    domains = {"d": {"train": str(bad)}}
+    data = {"validation_fraction": 0.5, "validation_max": None, "leakage": "error", "seed": 0}
+    proc = run_cli("prepare-data", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(tmp_path / "out"), check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ERROR: ") and "bad.jsonl" in proc.stderr and "line 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists(), "a failed preparation left partial output"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when no CUDA GPU is present")
+def test_4bit_without_cuda_is_a_clear_error(tiny_base, demo_prepared, tmp_path):
+    cfg = {**BASE_CFG, "quantization": "4bit"}
+    proc = run_cli(
+        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "4bit" in proc.stderr and "CUDA" in proc.stderr and "quantization: none" in proc.stderr
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_missing_local_model_path_is_named(tmp_path, demo_prepared):
+    base_dir = tmp_path / "base"
+    cfg = {**BASE_CFG, "source": str(tmp_path / "no_such_model")}
+    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    proc = run_cli(
+        "score", "--base", str(base_dir), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "no_such_model" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_validate_config_reports_k_larger_than_n(tmp_path):
+    cfg = (REPO / "config" / "config.yaml").read_text().replace("k: 2 #", "k: 11 #")
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg)
+    proc = run_cli("validate-config", str(path), "--base-dir", str(REPO), check=False)
+    assert proc.returncode == 2 and "k=11" in proc.stderr and "N=10" in proc.stderr
+    ok = run_cli("validate-config", str(REPO / "config" / "config.yaml"), "--base-dir", str(REPO))
+    assert ok.stdout.startswith("OK:") and "10 shards" in ok.stdout
+
+
+def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
+    table = tmp_path / "c.tsv"
+    table.write_text("shard\ta\tmean\ns1\t0.1\t0.1\ns2\t0.2\t0.2\n")
+    proc = run_cli("select", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
+    assert proc.returncode == 2 and "k=3" in proc.stderr
+    assert not (tmp_path / "s.json").exists()
+    run_cli("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
+    assert json.loads((tmp_path / "s.json").read_text())["selected"] == ["s2"]
