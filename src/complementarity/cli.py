@@ -144,7 +144,8 @@ def cmd_score(a) -> None:
     scores = score(
         a.base, validation, adapters=adapters, base_cfg=a.base_model, max_seq_len=a.max_seq_len, batch_size=a.batch_size
     )
-    write_json(a.out, {"scores": scores, "provenance": provenance({"base_model": a.base_model})})
+    # Domains keep the config's order (the table's columns follow it).
+    write_json(a.out, {"scores": scores, "provenance": provenance({"base_model": a.base_model})}, sort_keys=False)
 
 
 def cmd_finetune(a) -> None:

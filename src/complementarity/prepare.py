@@ -114,8 +114,13 @@ def prepare_domains(
                 splits[split] = []
                 continue
             exs = normalize(load_source(spec[split], base_dir), domain=name)
-            exs, dups = drop_duplicates(exs)
-            rep[f"{split}_duplicates_dropped"] = dups
+            deduped, dups = drop_duplicates(exs)
+            if split == "test":
+                # Test sets stay whole, so scores compare with published numbers (MMLU repeats questions).
+                rep["test_duplicates_kept"] = dups
+            else:
+                exs = deduped
+                rep[f"{split}_duplicates_dropped"] = dups
             if not exs:
                 raise DataError(f"domains.{name}.{split}: no records; point it at a non-empty dataset")
             splits[split] = exs

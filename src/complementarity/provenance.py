@@ -45,12 +45,12 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
+    """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
     tmp.replace(path)
 
 

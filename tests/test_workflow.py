@@ -1,0 +1,247 @@
+"""Workflow tests: lint, dry runs, the full default run, invalidation, and a run on real data.
+
+The default run happens once per session in a scratch copy of the workflow (so a user's results/ is
+never touched) and takes about 2.5 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REAL, REPO, copy_workflow, job_counts, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
+
+
+def write_config(workdir: Path, name: str, edit) -> str:
+    """Copy config/config.yaml with ``edit(cfg)`` applied; return its path relative to workdir."""
+    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    edit(cfg)
+    path = workdir / "config" / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return f"config/{name}"
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    return job_counts(run_snakemake(workdir, "-n", *args).stdout)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    """The real default pipeline, run once with the local profile, as `make run` does."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("default"))
+    proc = run_snakemake(workdir, "--profile", "profiles/local", "--cores", "2")
+    assert "steps (100%) done" in proc.stderr + proc.stdout
+    return workdir
+
+
+# --- static checks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("configfile", [None, "config/paper.yaml"])
+def test_lint_is_clean(configfile):
+    args = ["--lint"] + (["--configfile", configfile] if configfile else [])
+    proc = run_snakemake(REPO, *args)
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+
+
+def test_dry_run_has_one_finetune_and_score_job_per_shard(scratch):
+    counts = dry_run(scratch)
+    assert counts["finetune_shard"] == 10 and counts["score_shard"] == 10 and counts["make_shard"] == 10
+    for rule in ("prepare_data", "build_base_model", "score_base", "gather_scores", "select_topk", "finetune_final"):
+        assert counts[rule] == 1, rule
+
+
+def test_dry_run_random_strategy_makes_n_shards(scratch):
+    def edit(cfg):
+        cfg["sharding"] = {"strategy": "random", "n_shards": 7, "seed": 3}
+
+    counts = dry_run(scratch, "--configfile", write_config(scratch, "random7.yaml", edit))
+    assert counts["finetune_shard"] == 7 and counts["make_shards"] == 1 and "make_shard" not in counts
+
+
+def test_paper_config_builds_its_dag_offline(scratch):
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/paper.yaml")
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_shard"] == 10 and counts["score_shard"] == 10 and counts["make_shards"] == 1
+    for domain in ("math", "coding", "medicine", "physics"):
+        assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
+    assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
+    assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
+
+
+def test_invalid_config_stops_before_any_job(scratch):
+    path = write_config(scratch, "bad.yaml", lambda cfg: cfg["selection"].update(k=12))
+    proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0
+    assert "selection.k: k=12 is larger than the number of shards N=10" in proc.stdout + proc.stderr
+    assert not (scratch / "results").exists()
+
+
+# --- the full default run ------------------------------------------------------------------------------
+
+
+def test_default_run_outputs(default_run):
+    from peft import PeftModel
+
+    from complementarity.modeling import load_base
+
+    table = pd.read_csv(default_run / "results" / "complementarity.tsv", sep="\t")
+    assert list(table.columns) == ["shard", *DEMO_DOMAINS, "mean"]
+    assert len(table) == 10
+    assert table["mean"].is_monotonic_decreasing
+    assert table[DEMO_DOMAINS].mean(axis=1).round(6).tolist() == table["mean"].round(6).tolist()
+
+    sel = json.loads((default_run / "results" / "selection.json").read_text())
+    assert sel["k"] == 2 and sel["metric"] == "relative"
+    assert sel["selected"] == table["shard"].head(2).tolist()
+    assert set(sel["scores"]) == set(table["shard"])
+
+    for shard in table["shard"]:
+        adapter = default_run / "results" / "shards" / shard
+        assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "metrics.json").is_file()
+        assert (default_run / "logs" / "finetune_shard" / f"{shard}.log").is_file()
+        assert (default_run / "benchmarks" / "finetune_shard" / f"{shard}.tsv").is_file()
+
+    final = default_run / "results" / "final"
+    metrics = json.loads((final / "metrics.json").read_text())
+    shard_sizes = sum(
+        sum(1 for _ in open(default_run / "results" / "data" / "shards" / f"{s}.jsonl")) for s in sel["selected"]
+    )
+    assert metrics["examples"] == shard_sizes
+    prov = json.loads((final / "train_config.json").read_text())
+    assert prov["settings"]["finetune"]["seed"] == 0 and prov["versions"]["transformers"]
+    base, _, _ = load_base(default_run / "results" / "base_model")
+    model = PeftModel.from_pretrained(base, str(final))
+    assert model.active_adapter == "default"
+
+    # Nothing left to do: the run is complete and consistent.
+    assert dry_run(default_run) == {}
+
+
+def test_default_run_avoids_the_corrupted_shards(default_run):
+    """The acceptance criterion, on our own demo data: clean picks, corrupted shards ranked last."""
+    corrupted = set(json.loads((REPO / "config" / "demo" / "MANIFEST.json").read_text())["corrupted"])
+    table = pd.read_csv(default_run / "results" / "complementarity.tsv", sep="\t")
+    sel = json.loads((default_run / "results" / "selection.json").read_text())
+    assert not corrupted & set(sel["selected"]), f"selected a corrupted shard: {sel['selected']}"
+    assert set(table["shard"].tail(len(corrupted))) == corrupted, table.to_string()
+
+
+def test_changing_k_reruns_only_selection_and_final(default_run):
+    path = write_config(default_run, "k3.yaml", lambda cfg: cfg["selection"].update(k=3))
+    assert dry_run(default_run, "--configfile", path) == {"select_topk": 1, "finetune_final": 1, "all": 1}
+
+
+def test_changing_the_metric_reruns_the_fan_in_only(default_run):
+    path = write_config(default_run, "absolute.yaml", lambda cfg: cfg["selection"].update(metric="absolute"))
+    counts = dry_run(default_run, "--configfile", path)
+    assert counts == {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+
+
+def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
+    path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
+    counts = dry_run(default_run, "--configfile", path)
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1
+    assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
+
+
+def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):
+    shard_file = default_run / "config" / "demo" / "shards" / "cand05.jsonl"
+    lines = shard_file.read_text().splitlines(keepends=True)
+    shard_file.write_text("".join(lines[:-1]))  # drop one record
+    expected = {"make_shard": 1, "finetune_shard": 1, "score_shard": 1}
+    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    proc = run_snakemake(default_run, "-n")
+    assert job_counts(proc.stdout) == expected
+    assert "wildcards: shard=cand05" in proc.stdout and "shard=cand01" not in proc.stdout
+
+    other = default_run / "results" / "shards" / "cand01" / "adapter_model.safetensors"
+    before = os.stat(other).st_mtime_ns
+    run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2")
+    assert os.stat(other).st_mtime_ns == before, "an unaffected shard was retrained"
+    shard_rows = sum(1 for _ in open(default_run / "results" / "data" / "shards" / "cand05.jsonl"))
+    assert shard_rows == len(lines) - 1
+    assert dry_run(default_run) == {}
+
+
+# --- real data, through the same loaders the paper config uses -----------------------------------------
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real is absent (a user's fresh clone)")
+def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
+    """GSM8K through the hub code path (a local dataset folder), MBPP and MMLU from local files."""
+    workdir = copy_workflow(tmp_path / "real")
+    mmlu = REAL / "mmlu" / "data"
+
+    def mmlu_spec(subjects, split):
+        return [{"path": str(mmlu / split / f"{s}_{split}.csv"), "format": "mmlu"} for s in subjects]
+
+    medicine = ["anatomy", "clinical_knowledge", "college_medicine", "professional_medicine"]
+    physics = ["college_physics", "high_school_physics", "conceptual_physics"]
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    cfg["base_model"] = {
+        "source": "tiny",
+        "prompt_template": "plain",
+        "tiny": {
+            "vocab_size": 400, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128,
+            "max_position_embeddings": 512, "pretrain_steps": 10, "pretrain_batch_size": 8,
+        },
+    }  # fmt: skip
+    cfg["domains"] = {
+        "math": {
+            "train": {"hub": str(REAL / "gsm8k"), "split": "train", "format": "gsm8k", "limit": 120},
+            "test": {"hub": str(REAL / "gsm8k"), "split": "test", "format": "gsm8k", "limit": 50},
+        },
+        "coding": {
+            "train": {"path": str(REAL / "mbpp" / "mbpp.jsonl"), "split": "train", "format": "mbpp", "limit": 120},
+            "test": {"path": str(REAL / "mbpp" / "mbpp.jsonl"), "split": "test", "format": "mbpp", "limit": 50},
+        },
+        "medicine": {"train": mmlu_spec(medicine, "val"), "test": mmlu_spec(medicine, "test")},
+        "physics": {"train": mmlu_spec(physics, "val"), "test": mmlu_spec(physics, "test")},
+    }
+    cfg["sharding"] = {"strategy": "random", "n_shards": 3, "seed": 0}
+    assert cfg["data"]["leakage"] == "drop"  # MMLU repeats questions across splits
+    cfg["selection"]["k"] = 1
+    cfg["finetune"].update(
+        max_steps=4, batch_size=4, grad_accum=1, max_seq_len=256, gradient_checkpointing=False, learning_rate=0.003
+    )
+    (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env_cache = tmp_path / "hf_cache"
+    os.environ["HF_DATASETS_CACHE"] = str(env_cache)  # inherited by the jobs
+    try:
+        run_snakemake(workdir, "--profile", "profiles/local", "--cores", "2", "--configfile", "config/real.yaml")
+    finally:
+        del os.environ["HF_DATASETS_CACHE"]
+
+    report = json.loads((workdir / "results" / "data" / "domains" / "report.json").read_text())["domains"]
+    assert report["math"]["train"] + report["math"]["validation"] == 120
+    assert report["medicine"]["test"] == 845 and report["physics"]["test"] == 488  # test sets stay whole
+    assert report["medicine"]["test_duplicates_kept"] == 78 and report["physics"]["test_duplicates_kept"] == 11
+    # MMLU questions that are in both val and test: dropped from training/validation and counted.
+    for domain, n_leaked in (("medicine", 14), ("physics", 6)):
+        rep = report[domain]
+        assert rep["leaked_train_records_dropped"] + rep["leaked_validation_records_dropped"] == n_leaked
+        n_val_split = {"medicine": 96, "physics": 54}[domain]  # MMLU val rows, our training data
+        assert rep["train"] + rep["validation"] == n_val_split - n_leaked - rep["train_duplicates_dropped"]
+    table = pd.read_csv(workdir / "results" / "complementarity.tsv", sep="\t")
+    assert list(table.columns) == ["shard", "math", "coding", "medicine", "physics", "mean"]
+    assert len(table) == 3
+    sel = json.loads((workdir / "results" / "selection.json").read_text())
+    assert sel["selected"] == [table["shard"][0]]
+    assert (workdir / "results" / "final" / "adapter_model.safetensors").is_file()
+    pooled = sum(report[d]["train"] for d in report)
+    shard_rows = sum(sum(1 for _ in open(p)) for p in (workdir / "results" / "data" / "shards").glob("shard*.jsonl"))
+    assert shard_rows == pooled, "random shards must partition the pooled training data"
