@@ -217,3 +217,34 @@ def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
     assert not (tmp_path / "s.json").exists()
     run_cli("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
     assert json.loads((tmp_path / "s.json").read_text())["selected"] == ["s2"]
+
+
+def test_a_local_model_folder_loads_through_from_pretrained(tiny_base, demo_prepared, tmp_path):
+    """The non-tiny path (hub id or local folder) on a local folder: same model, same losses."""
+    cfg = {**BASE_CFG, "source": str(tiny_base)}
+    base_dir = tmp_path / "base"
+    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    assert json.loads((base_dir / "base_model.json").read_text())["weights"] == str(tiny_base)
+    assert not (base_dir / "model.safetensors").exists(), "a hub/local base must not be copied"
+    via_folder = _score(base_dir, demo_prepared, tmp_path / "a.json")["base"]
+    via_tiny = _score(tiny_base, demo_prepared, tmp_path / "b.json")["base"]
+    assert {d: r["nll"] for d, r in via_folder.items()} == {d: r["nll"] for d, r in via_tiny.items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="4-bit QLoRA needs a CUDA GPU")
+def test_qlora_4bit_finetune_and_score_on_gpu(tiny_base, demo_prepared, tmp_path):
+    cfg = {**BASE_CFG, "quantization": "4bit", "dtype": "bfloat16"}
+    out = tmp_path / "qlora"
+    run_cli(
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--finetune", json.dumps(FINETUNE),
+        "--train", str(demo_prepared / "arithmetic" / "train.jsonl"), "--out", str(out),
+    )  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["peak_gpu_memory_gb"] > 0 and math.isfinite(metrics["final_loss"])
+    run_cli(
+        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "--validation", *_validation_args(demo_prepared), "--adapter", f"q={out}", "--out", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    scores = json.loads((tmp_path / "s.json").read_text())["scores"]["q"]
+    assert all(math.isfinite(r["nll"]) for r in scores.values())
