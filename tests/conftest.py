@@ -111,6 +111,9 @@ FINETUNE = {
     "max_seq_len": 64,
     "max_grad_norm": 1.0,
     "gradient_checkpointing": False,
+    "truncation": "cut_prompt",
+    "checkpoint_every": 0,
+    "keep_checkpoints": False,
     "seed": 0,
 }
 

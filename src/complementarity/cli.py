@@ -162,7 +162,10 @@ def cmd_finetune(a) -> None:
         files = [by_id[s] for s in chosen]
         log.info("fine-tuning on the union of %s", ", ".join(chosen))
     examples = [ex for f in files for ex in read_prepared(f)]
-    finetune(examples, a.base, a.out, base_cfg=a.base_model, ft=a.finetune, name=a.name)
+    finetune(
+        examples, a.base, a.out, base_cfg=a.base_model, ft=a.finetune, name=a.name,
+        checkpoint_dir=a.checkpoint_dir, batch_divisor=a.batch_divisor,
+    )  # fmt: skip
 
 
 def cmd_gather(a) -> None:
@@ -245,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--train", nargs="+", required=True, help="prepared JSONL files")
     sp.add_argument("--selection", help="selection.json: train on the union of its selected shards only")
     sp.add_argument("--name", default="adapter", help="name used in logs and metrics")
+    sp.add_argument("--checkpoint-dir", help="resumable checkpoints go here (outside --out); resumed from if present")
+    sp.add_argument(
+        "--batch-divisor", type=int, default=1,
+        help="divide the micro-batch by this (OOM retries); the effective batch is kept",
+    )  # fmt: skip
     sp.add_argument("--out", required=True, help="output adapter folder")
 
     sp = add("gather", cmd_gather, "Build the Complementarity table from base and shard scores.")

@@ -42,14 +42,76 @@ def looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or source.count("/") != 1 or Path(source).exists()
 
 
+# When a hub repo has transformers-format safetensors weights, the other copies of the weights are not
+# fetched (Mistral-7B-Instruct-v0.2 ships two formats: 14.5 GB instead of 29 GB).
+NATIVE_WEIGHTS = ("original/", "consolidated")  # the authors' own formats, unused by transformers
+OTHER_WEIGHTS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "original/*", "consolidated*"]
+
+
+def fetch_base_model(source: str, revision: str | None = None) -> str:
+    """The local folder to load the base model from, downloading a hub model into the cache first.
+
+    A local folder is returned as given (never copied). A hub id is downloaded once into the Hugging
+    Face cache (``HF_HOME`` or ``HF_HUB_CACHE``; on a cluster put it on a filesystem the compute nodes
+    see) and its snapshot folder is returned, so that jobs on offline compute nodes load the weights
+    from disk. With ``HF_HUB_OFFLINE=1`` a cached snapshot is used without touching the network.
+    """
+    if looks_like_path(source):
+        return source
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"base_model.source: hub model {source!r}" + (f" (revision {revision!r})" if revision else "")
+    try:
+        ignore = None
+        if not constants.HF_HUB_OFFLINE:
+            files = HfApi().list_repo_files(source, revision=revision)
+            if any(f.endswith(".safetensors") and not f.startswith(NATIVE_WEIGHTS) for f in files):
+                ignore = OTHER_WEIGHTS
+        log.info("fetching %s into the hub cache %s", source, constants.HF_HUB_CACHE)
+        path = snapshot_download(source, revision=revision, ignore_patterns=ignore)
+    except (GatedRepoError, RepositoryNotFoundError) as exc:
+        raise UserError(
+            f"{where} was not found or is gated: check the id, accept the model's licence on the hub, and log "
+            f"in on this machine (`hf auth login`, or set HF_TOKEN). ({type(exc).__name__})"
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise UserError(f"{where}: no such revision; give a branch, tag or commit of that repo") from exc
+    except LocalEntryNotFoundError as exc:
+        raise UserError(
+            f"{where} is not in the hub cache {constants.HF_HUB_CACHE} and the hub cannot be reached "
+            f"({'HF_HUB_OFFLINE=1' if constants.HF_HUB_OFFLINE else 'no network'}). Run build_base_model where "
+            f"the hub is reachable (it is a local rule: the submit node), fetch it there with "
+            f"`hf download {source}`, or set base_model.source to a local model folder."
+        ) from exc
+    log.info("%s is in %s", source, path)
+    return path
+
+
 def write_manifest(out_dir: str | Path, base_cfg: dict[str, Any], weights: str) -> dict[str, Any]:
-    """Record where the base weights are, with the settings that produced them."""
+    """Record where the base weights are, with the settings that produced them.
+
+    ``weights`` is ``"."`` (the weights are in ``out_dir``), a local model folder (recorded as given,
+    never copied) or a hub id. A hub id is fetched into the hub cache here, on the node that runs
+    ``build_base_model`` (the submit node), and the manifest records the local snapshot folder, so the
+    GPU jobs that read it never need the network.
+    """
     manifest = {
         "source": base_cfg["source"],
         "weights": weights,
         "revision": base_cfg.get("revision"),
         "config": base_cfg,
     }
+    if weights != "." and not looks_like_path(weights):
+        snapshot = fetch_base_model(weights, base_cfg.get("revision"))
+        # The snapshot folder is a fixed commit: loading it needs no revision (and no network).
+        hub = {"repo_id": weights, "revision": base_cfg.get("revision"), "commit": Path(snapshot).name}
+        manifest.update(weights=snapshot, revision=None, hub=hub)
     Path(out_dir, MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -63,6 +125,12 @@ def read_manifest(base_dir: str | Path) -> dict[str, Any]:
     manifest = json.loads(path.read_text())
     if manifest["weights"] == ".":
         manifest["weights"] = str(Path(base_dir))
+    elif "hub" in manifest and not Path(manifest["weights"]).is_dir():
+        raise UserError(
+            f"the base model {manifest['hub']['repo_id']!r} was fetched into {manifest['weights']!r}, which this "
+            "machine cannot see. On a cluster, put the hub cache (HF_HOME or HF_HUB_CACHE) on a filesystem that "
+            f"the compute nodes share with the submit node, then rerun build_base_model (delete {str(base_dir)!r})."
+        )
     return manifest
 
 
@@ -191,18 +259,34 @@ def encode_example(tokenizer, ex: Example, *, chat: bool, max_seq_len: int) -> E
     return Encoded(prompt_ids + response_ids, [IGNORE_INDEX] * len(prompt_ids) + response_ids, truncated)
 
 
-def encode_all(tokenizer, examples: list[Example], *, template: str, max_seq_len: int) -> list[Encoded]:
+def encode_all(
+    tokenizer, examples: list[Example], *, template: str, max_seq_len: int, policy: str = "cut_prompt"
+) -> list[Encoded]:
+    """Encode every example; ``policy`` says what to do with one longer than ``max_seq_len`` tokens.
+
+    ``cut_prompt``: keep the response, cut the prompt from the left (and the response's end if it
+    alone is too long); ``drop``: leave such examples out; ``error``: refuse, naming them.
+    Too-long examples are counted and reported in every case.
+    """
     chat = use_chat_template(tokenizer, template)
     encoded = [encode_example(tokenizer, ex, chat=chat, max_seq_len=max_seq_len) for ex in examples]
-    n_trunc = sum(e.truncated for e in encoded)
-    if n_trunc:
-        log.warning(
-            "%d of %d examples exceed max_seq_len=%d tokens and were cut (prompt from the left); "
-            "raise finetune.max_seq_len to keep them whole",
-            n_trunc,
-            len(encoded),
-            max_seq_len,
+    long = [ex.id for ex, e in zip(examples, encoded, strict=True) if e.truncated]
+    if not long:
+        return encoded
+    if policy == "error":
+        raise UserError(
+            f"{len(long)} of {len(encoded)} examples are longer than finetune.max_seq_len={max_seq_len} tokens "
+            f"(e.g. {', '.join(map(repr, long[:5]))}). Raise finetune.max_seq_len, or set finetune.truncation to "
+            "cut_prompt (keep the response, cut the prompt) or drop (leave them out)."
         )
+    if policy == "drop":
+        log.warning("dropped %d of %d examples longer than max_seq_len=%d tokens", len(long), len(encoded), max_seq_len)
+        return [e for e in encoded if not e.truncated]
+    log.warning(
+        "%d of %d examples exceed max_seq_len=%d tokens and were cut (prompt from the left); "
+        "raise finetune.max_seq_len to keep them whole",
+        len(long), len(encoded), max_seq_len,
+    )  # fmt: skip
     return encoded
 
 

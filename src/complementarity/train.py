@@ -8,15 +8,19 @@ into place only when everything, ``metrics.json`` included, is written.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import random
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .modeling import Encoded, collate, encode_all, load_base
 from .provenance import provenance, write_json
 from .records import Example
@@ -67,10 +71,326 @@ def lora_config(ft: dict[str, Any]):
 
 
 def total_steps(n_examples: int, ft: dict[str, Any]) -> int:
+    """Optimizer steps: ``max_steps``, or ``epochs`` passes of effective batches (batch_size x grad_accum)."""
     if ft["max_steps"]:
         return ft["max_steps"]
-    per_epoch = math.ceil(n_examples / ft["batch_size"]) / ft["grad_accum"]
+    per_epoch = math.ceil(n_examples / (ft["batch_size"] * ft["grad_accum"]))
     return max(1, math.ceil(per_epoch * ft["epochs"]))
+
+
+def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: the data, the settings and the base model.
+
+    ``batch_size`` and ``grad_accum`` are left out on purpose: only their product (the effective
+    batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run.
+    """
+    settings = {
+        k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints")
+    }
+    settings["effective_batch"] = ft["batch_size"] * ft["grad_accum"]
+    h = hashlib.sha256(
+        json.dumps([settings, manifest.get("weights"), manifest.get("config")], sort_keys=True, default=str).encode()
+    )
+    for ex in examples:
+        h.update(f"{ex.id}\0{ex.prompt}\0{ex.response}\0".encode())
+    return h.hexdigest()
+
+
+class StopRequests:
+    """SIGTERM (SLURM's preemption / time-limit kill) and SIGUSR1 (SLURM's --signal warning) handlers.
+
+    Both ask for a checkpoint at the next optimizer-step boundary; SIGTERM then stops the job with
+    exit status 143, so the scheduler (or Snakemake's --retries) runs it again and it resumes.
+    """
+
+    def __init__(self) -> None:
+        self.checkpoint = False
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.checkpoint = True
+        if signum == signal.SIGTERM:
+            self.stop = True
+        log.warning("received %s: checkpointing at the next step", signal.Signals(signum).name)
+
+    def __enter__(self) -> StopRequests:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Preempted(SystemExit):
+    """Raised after a SIGTERM checkpoint: exit status 143, as if killed by SIGTERM."""
+
+    def __init__(self) -> None:
+        super().__init__(143)
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class LoraTrainer:
+    """setup() -> train() -> save(); checkpoints in ``checkpoint_dir`` make train() resumable."""
+
+    CHECKPOINT = "checkpoint.pt"
+
+    def __init__(
+        self,
+        examples: list[Example],
+        base_dir: str | Path,
+        *,
+        base_cfg: dict[str, Any],
+        ft: dict[str, Any],
+        name: str,
+        checkpoint_dir: str | Path | None = None,
+        batch_divisor: int = 1,
+    ) -> None:
+        if not examples:
+            raise ValueError(f"{name}: no training examples")
+        self.examples, self.base_dir, self.base_cfg, self.ft, self.name = examples, base_dir, base_cfg, ft, name
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.micro_batch = max(1, ft["batch_size"] // max(1, batch_divisor))
+        self.effective_batch = ft["batch_size"] * ft["grad_accum"]
+
+    # --- setup ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
+        from peft import get_peft_model
+
+        ft = self.ft
+        set_seed(ft["seed"])
+        model, self.tok, self.manifest = load_base(
+            self.base_dir,
+            dtype=self.base_cfg["dtype"],
+            quantization=self.base_cfg["quantization"],
+            for_training=True,
+            gradient_checkpointing=ft["gradient_checkpointing"],
+        )
+        self.device = next(model.parameters()).device
+        self.model = get_peft_model(model, lora_config(ft))
+        self.encoded = encode_all(
+            self.tok,
+            self.examples,
+            template=self.base_cfg["prompt_template"],
+            max_seq_len=ft["max_seq_len"],
+            policy=ft["truncation"],
+        )
+        self.steps = total_steps(len(self.encoded), ft)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=ft["learning_rate"], weight_decay=ft["weight_decay"])
+        steps, warmup = self.steps, int(ft["warmup_ratio"] * self.steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
+        )
+        self.autocast = self.device.type == "cuda" and next(self.model.parameters()).dtype != torch.float16
+        self.fingerprint = fingerprint(self.examples, ft, self.manifest)
+        self.state = {
+            "step": 0,
+            "epoch": 0,
+            "batch": 0,
+            "tokens": 0,
+            "history": [],
+            "seconds": 0.0,
+            "resumed_from": None,
+        }
+        self.load_checkpoint()
+        if self.micro_batch != ft["batch_size"]:
+            log.warning(
+                "%s: micro-batch lowered from %d to %d (retry after running out of memory); the effective batch "
+                "stays %d, so the result is the same up to floating-point summation order",
+                self.name, ft["batch_size"], self.micro_batch, self.effective_batch,
+            )  # fmt: skip
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        import torch
+
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        trainable = {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        payload = {
+            "fingerprint": self.fingerprint,
+            "trainable": trainable,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": _rng_state(),
+            "state": self.state,
+        }
+        tmp = self.checkpoint_dir / (self.CHECKPOINT + ".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(self.checkpoint_dir / self.CHECKPOINT)  # atomic: a kill mid-save keeps the last one
+        log.info("%s: checkpoint at step %d", self.name, self.state["step"])
+
+    def load_checkpoint(self) -> None:
+        import torch
+
+        path = self.checkpoint_dir / self.CHECKPOINT if self.checkpoint_dir else None
+        if path is None or not path.is_file():
+            return
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        if payload["fingerprint"] != self.fingerprint:
+            log.warning("%s: ignoring checkpoint %s: it was made with other data or settings", self.name, path)
+            return
+        named = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for n, t in payload["trainable"].items():
+                named[n].copy_(t)
+        self.opt.load_state_dict(payload["optimizer"])
+        self.sched.load_state_dict(payload["scheduler"])
+        _set_rng_state(payload["rng"])
+        self.state = payload["state"]
+        self.state["resumed_from"] = self.state["step"]
+        log.info("%s: resumed from checkpoint at step %d/%d", self.name, self.state["step"], self.steps)
+
+    # --- training ---------------------------------------------------------------------------------
+    def _micro_loss(self, batch: list[Encoded], n_tokens: int):
+        """Sum of response-token NLL of a micro-batch, divided by the effective batch's token count."""
+        import torch
+        import torch.nn.functional as F
+
+        ids, mask, labels = (t.to(self.device, non_blocking=True) for t in collate(batch, self.tok.pad_token_id))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+        loss = F.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)),
+            labels[:, 1:].reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
+        return loss / n_tokens
+
+    def train(self) -> None:
+
+        with StopRequests() as signals:
+            self._train(signals)
+
+    def _train(self, signals: StopRequests) -> None:
+        import torch
+
+        ft, st = self.ft, self.state
+        every = ft["checkpoint_every"]
+        log.info(
+            "%s: %d examples, %d steps of %d (micro-batches of %d), %.3fM trainable parameters, device %s",
+            self.name, len(self.encoded), self.steps, self.effective_batch, self.micro_batch,
+            sum(p.numel() for p in self.params) / 1e6, self.device,
+        )  # fmt: skip
+        self.model.train()
+        log_every = max(1, self.steps // 10)
+        # Loss of the steps since the last log line (kept in checkpoints, so a resumed run logs the same).
+        window = torch.tensor(st.get("window_loss", 0.0), device=self.device)
+        window_steps = st.get("window_steps", 0)
+        t0 = time.perf_counter()
+        while st["step"] < self.steps:
+            batches = list(length_grouped_batches(self.encoded, self.effective_batch, seed=ft["seed"] + st["epoch"]))
+            while st["batch"] < len(batches) and st["step"] < self.steps:
+                batch = batches[st["batch"]]
+                n_tokens = sum(e.n_response_tokens for e in batch)
+                step_loss = torch.zeros((), device=self.device)
+                try:
+                    for i in range(0, len(batch), self.micro_batch):
+                        loss = self._micro_loss(batch[i : i + self.micro_batch], n_tokens)
+                        loss.backward()
+                        step_loss += loss.detach()
+                except torch.OutOfMemoryError as exc:
+                    raise OutOfMemory(self.micro_batch, ft) from exc
+                torch.nn.utils.clip_grad_norm_(self.params, ft["max_grad_norm"])
+                self.opt.step()
+                self.sched.step()
+                self.opt.zero_grad(set_to_none=True)
+                st["step"] += 1
+                st["batch"] += 1
+                st["tokens"] += n_tokens
+                window += step_loss
+                window_steps += 1
+                if st["step"] % log_every == 0 or st["step"] == self.steps:
+                    mean = (window / window_steps).item()  # one host sync per logging interval
+                    st["history"].append({"step": st["step"], "loss": mean})
+                    log.info("%s: step %d/%d loss %.4f", self.name, st["step"], self.steps, mean)
+                    window.zero_()
+                    window_steps = 0
+                if (every and st["step"] % every == 0) or signals.checkpoint:
+                    st["seconds"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    st["window_loss"], st["window_steps"] = window.item(), window_steps
+                    self.save_checkpoint()
+                    signals.checkpoint = False
+                    if signals.stop:
+                        raise Preempted()
+            if st["batch"] >= len(batches):
+                st["epoch"] += 1
+                st["batch"] = 0
+        st["seconds"] += time.perf_counter() - t0
+
+    # --- outputs ----------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        import torch
+
+        st = self.state
+        return {
+            "name": self.name,
+            "examples": len(self.encoded),
+            "truncated_examples": sum(e.truncated for e in self.encoded),
+            "dropped_too_long": len(self.examples) - len(self.encoded),
+            "steps": self.steps,
+            "epochs_seen": st["epoch"] + (st["batch"] > 0),
+            "effective_batch_size": self.effective_batch,
+            "micro_batch_size": self.micro_batch,
+            "trainable_parameters": sum(p.numel() for p in self.params),
+            "response_tokens_trained": st["tokens"],
+            "train_seconds": st["seconds"],
+            "response_tokens_per_second": st["tokens"] / st["seconds"] if st["seconds"] else None,
+            "resumed_from_step": st["resumed_from"],
+            "final_loss": st["history"][-1]["loss"] if st["history"] else None,
+            "loss_history": st["history"],
+            "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else None,
+        }
+
+    def save(self, out_dir: str | Path) -> dict[str, Any]:
+        metrics = self.metrics()
+        prov = provenance(
+            {"base_model": self.base_cfg, "finetune": self.ft}, base_manifest=self.manifest, seed=self.ft["seed"]
+        )
+        save_adapter(self.model, out_dir, metrics, prov)
+        return metrics
+
+    def cleanup(self) -> None:
+        """Remove the checkpoint once the adapter is safely in place (unless keep_checkpoints)."""
+        if self.checkpoint_dir and self.checkpoint_dir.exists() and not self.ft["keep_checkpoints"]:
+            shutil.rmtree(self.checkpoint_dir)
+
+
+class OutOfMemory(UserError):
+    def __init__(self, micro_batch: int, ft: dict[str, Any]) -> None:
+        super().__init__(
+            f"out of GPU memory with micro-batches of {micro_batch} sequences of up to {ft['max_seq_len']} tokens. "
+            "Lower finetune.batch_size and raise finetune.grad_accum to keep the effective batch, or lower "
+            "finetune.max_seq_len, or set finetune.gradient_checkpointing: true or base_model.quantization: 4bit. "
+            "With Snakemake --retries, each retry halves the micro-batch automatically (effective batch kept)."
+        )
 
 
 def finetune(
@@ -81,98 +401,23 @@ def finetune(
     base_cfg: dict[str, Any],
     ft: dict[str, Any],
     name: str,
+    checkpoint_dir: str | Path | None = None,
+    batch_divisor: int = 1,
 ) -> dict[str, Any]:
     """Fine-tune a LoRA adapter on ``examples``; write it and its provenance to ``out_dir``."""
-    import torch
-    from peft import get_peft_model
-
-    if not examples:
-        raise ValueError(f"{name}: no training examples")
-    set_seed(ft["seed"])
-    model, tok, manifest = load_base(
+    trainer = LoraTrainer(
+        examples,
         base_dir,
-        dtype=base_cfg["dtype"],
-        quantization=base_cfg["quantization"],
-        for_training=True,
-        gradient_checkpointing=ft["gradient_checkpointing"],
+        base_cfg=base_cfg,
+        ft=ft,
+        name=name,
+        checkpoint_dir=checkpoint_dir,
+        batch_divisor=batch_divisor,
     )
-    device = next(model.parameters()).device
-    model = get_peft_model(model, lora_config(ft))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    encoded = encode_all(tok, examples, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"])
-    steps = total_steps(len(encoded), ft)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=ft["learning_rate"], weight_decay=ft["weight_decay"])
-    warmup = int(ft["warmup_ratio"] * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
-    )
-    autocast = device.type == "cuda" and next(model.parameters()).dtype != torch.float16
-    log.info(
-        "%s: %d examples, %d steps of %d x %d, %.3fM trainable parameters, device %s",
-        name,
-        len(encoded),
-        steps,
-        ft["batch_size"],
-        ft["grad_accum"],
-        trainable / 1e6,
-        device,
-    )
-    model.train()
-    t0 = time.perf_counter()
-    step, micro, epoch = 0, 0, 0
-    tokens = torch.zeros((), dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
-    history: list[dict[str, float]] = []
-    log_every = max(1, steps // 10)
-    while step < steps:
-        for batch in length_grouped_batches(encoded, ft["batch_size"], seed=ft["seed"] + epoch):
-            ids, mask, labels = (t.to(device, non_blocking=True) for t in collate(batch, tok.pad_token_id))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            (loss / ft["grad_accum"]).backward()
-            loss_sum += loss.detach()
-            tokens += (labels != -100).sum()
-            micro += 1
-            if micro % ft["grad_accum"]:
-                continue
-            torch.nn.utils.clip_grad_norm_(params, ft["max_grad_norm"])
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            if step % log_every == 0 or step == steps:
-                mean = (loss_sum / micro).item()  # one host sync per logging interval
-                history.append({"step": step, "loss": mean})
-                log.info("%s: step %d/%d loss %.4f", name, step, steps, mean)
-                loss_sum.zero_()
-                micro = 0
-            if step >= steps:
-                break
-        epoch += 1
-    seconds = time.perf_counter() - t0
-    n_tokens = int(tokens.item())
-    metrics = {
-        "name": name,
-        "examples": len(encoded),
-        "truncated_examples": sum(e.truncated for e in encoded),
-        "steps": steps,
-        "epochs_seen": epoch,
-        "effective_batch_size": ft["batch_size"] * ft["grad_accum"],
-        "trainable_parameters": trainable,
-        "response_tokens_trained": n_tokens,
-        "train_seconds": seconds,
-        "response_tokens_per_second": n_tokens / seconds if seconds else None,
-        "final_loss": history[-1]["loss"] if history else None,
-        "loss_history": history,
-        "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
-    }
-    save_adapter(
-        model,
-        out_dir,
-        metrics,
-        provenance({"base_model": base_cfg, "finetune": ft}, base_manifest=manifest, seed=ft["seed"]),
-    )
+    trainer.setup()
+    trainer.train()
+    metrics = trainer.save(out_dir)
+    trainer.cleanup()
     return metrics
 
 

@@ -79,3 +79,11 @@ def get_pretrain_files(wildcards):
 def validation_args(wildcards, input):
     """``DOMAIN=FILE`` pairs for the score command."""
     return " ".join(f"{d}={f}" for d, f in zip(DOMAINS, input.validation))
+
+
+def get_batch_divisor(wildcards, attempt):
+    """Retries (snakemake --retries) halve the micro-batch each time; the effective batch is kept.
+
+    Fine-tuning resumes from its last checkpoint, so a retry after running out of memory loses little.
+    """
+    return 2 ** (attempt - 1)

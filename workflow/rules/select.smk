@@ -77,6 +77,8 @@ rule finetune_final:
         gpu=1,
         mem_mb=32000,
         runtime=480,
+        cpus_per_task=lambda wildcards, threads: threads,
+        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -88,5 +90,7 @@ rule finetune_final:
         " --train {input.shards:q}"
         " --selection {input.selection:q}"
         " --name final"
+        " --checkpoint-dir results/checkpoints/final"
+        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"

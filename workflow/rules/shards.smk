@@ -24,6 +24,8 @@ rule finetune_shard:
         gpu=1,
         mem_mb=32000,
         runtime=240,
+        cpus_per_task=lambda wildcards, threads: threads,
+        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -34,6 +36,8 @@ rule finetune_shard:
         " --finetune {params.finetune:q}"
         " --train {input.train:q}"
         " --name {wildcards.shard}"
+        " --checkpoint-dir results/checkpoints/{wildcards.shard}"
+        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 
@@ -57,6 +61,7 @@ rule score_shard:
         gpu=1,
         mem_mb=16000,
         runtime=60,
+        cpus_per_task=lambda wildcards, threads: threads,
     params:
         base_model=as_json(config["base_model"]),
         max_seq_len=config["finetune"]["max_seq_len"],
