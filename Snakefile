@@ -23,13 +23,17 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/select.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 localrules:
     all,
     prepare_data,
+    check_shards,
     gather_scores,
     select_topk,
+    select_random,
+    report,
 
 
 rule all:
@@ -38,3 +42,4 @@ rule all:
         "results/complementarity.tsv",
         "results/selection.json",
         "results/final",
+        "results/report.md" if EVALUATE else [],

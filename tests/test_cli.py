@@ -248,3 +248,19 @@ def test_qlora_4bit_finetune_and_score_on_gpu(tiny_base, demo_prepared, tmp_path
     )  # fmt: skip
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]["q"]
     assert all(math.isfinite(r["nll"]) for r in scores.values())
+
+
+def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prepared, tmp_path):
+    settings = {"test_limit": 30, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5}  # fmt: skip
+    tests = [f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")]
+    out = tmp_path / "final.json"
+    run_cli(
+        "evaluate", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--adapter", str(arithmetic_adapter),
+        "--name", "final", "--test", *tests, "--evaluators", json.dumps({"arithmetic": "exact_match", "sort": "exact_match"}),
+        "--settings", json.dumps(settings), "--out", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["model"] == "final" and list(result["domains"]) == ["arithmetic", "sort"]
+    for r in result["domains"].values():
+        assert r["n"] == 30 and len(r["per_item"]) == 30 and r["correct"] == sum(i["correct"] for i in r["per_item"])
+        assert all(i["n_tokens"] <= 8 for i in r["per_item"])

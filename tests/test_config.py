@@ -56,7 +56,7 @@ def test_validate_fills_defaults(tmp_path: Path) -> None:
     assert out["base_model"]["source"] == "tiny"
     assert out["base_model"]["tiny"]["hidden_size"] == 128  # nested object defaults too
     assert out["data"]["leakage"] == "error"
-    assert out["domains"]["a"] == {"train": "train.jsonl", "validation": None, "test": None}
+    assert out["domains"]["a"] == {"train": "train.jsonl", "validation": None, "test": None, "evaluator": None}
 
 
 def test_defaults_are_copies_not_shared(tmp_path: Path) -> None:
@@ -361,3 +361,19 @@ def test_embedded_config_is_commented() -> None:
     assert ratio >= 0.8, f"only {ratio:.0%} of {len(checked)} key lines are commented; uncommented:\n  " + "\n  ".join(
         uncommented
     )
+
+
+def test_missing_local_model_folder_is_a_config_error(tmp_path: Path) -> None:
+    cfg = minimal(tmp_path)
+    cfg["base_model"] = {"source": "./models/nope"}
+    with pytest.raises(ConfigError, match=r"base_model.source: local model folder './models/nope' does not exist"):
+        validate_config(cfg, tmp_path)
+    cfg["base_model"] = {"source": "mistralai/Mistral-7B-Instruct-v0.2"}  # a hub id is not checked offline
+    validate_config(cfg, tmp_path)
+
+
+def test_unknown_evaluator_names_the_allowed_ones(tmp_path: Path) -> None:
+    cfg = minimal(tmp_path)
+    cfg["domains"]["a"]["evaluator"] = "bleu"
+    with pytest.raises(ConfigError, match=r"domains.a.evaluator: 'bleu' is not one of .*exact_match.*mbpp"):
+        validate_config(cfg, tmp_path)

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from conftest import REAL, REPO, copy_workflow, job_counts, run_snakemake
 
+from complementarity.metric import random_k
+
 pytestmark = pytest.mark.workflow
 
 DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
@@ -60,7 +62,15 @@ def test_lint_is_clean(configfile):
 def test_dry_run_has_one_finetune_and_score_job_per_shard(scratch):
     counts = dry_run(scratch)
     assert counts["finetune_shard"] == 10 and counts["score_shard"] == 10 and counts["make_shard"] == 10
-    for rule in ("prepare_data", "build_base_model", "score_base", "gather_scores", "select_topk", "finetune_final"):
+    for rule in (
+        "prepare_data",
+        "check_shards",
+        "build_base_model",
+        "score_base",
+        "gather_scores",
+        "select_topk",
+        "finetune_final",
+    ):
         assert counts[rule] == 1, rule
 
 
@@ -127,6 +137,21 @@ def test_default_run_outputs(default_run):
     model = PeftModel.from_pretrained(base, str(final))
     assert model.active_adapter == "default"
 
+    assert not list((default_run / "results" / "checkpoints").glob("*/checkpoint.pt")), "checkpoints left behind"
+
+    # Evaluation: every model on every domain's 200 test items, with intervals and training fractions.
+    ev = pd.read_csv(default_run / "results" / "evaluation.tsv", sep="\t")
+    models = {"base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"}
+    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 24
+    assert (ev["n"] == 200).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
+    fraction = ev.groupby("model")["train_fraction"].first()
+    assert fraction["base"] == 0 and fraction["all_data"] == 1 and fraction["final"] == pytest.approx(0.2)
+    report = (default_run / "results" / "report.md").read_text()
+    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
+    assert "Is the selected model better?" in report
+    for fig in ("complementarity_heatmap", "accuracy"):
+        for ext in ("png", "svg"):
+            assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
     # Nothing left to do: the run is complete and consistent.
     assert dry_run(default_run) == {}
 
@@ -142,19 +167,31 @@ def test_default_run_avoids_the_corrupted_shards(default_run):
 
 def test_changing_k_reruns_only_selection_and_final(default_run):
     path = write_config(default_run, "k3.yaml", lambda cfg: cfg["selection"].update(k=3))
-    assert dry_run(default_run, "--configfile", path) == {"select_topk": 1, "finetune_final": 1, "all": 1}
+    # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
+    assert dry_run(default_run, "--configfile", path) == {
+        "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
+        "evaluate_model": 4, "report": 1, "all": 1,
+    }  # fmt: skip
 
 
 def test_changing_the_metric_reruns_the_fan_in_only(default_run):
     path = write_config(default_run, "absolute.yaml", lambda cfg: cfg["selection"].update(metric="absolute"))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts == {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    assert counts == {
+        "gather_scores": 1,
+        "select_topk": 1,
+        "finetune_final": 1,
+        "evaluate_model": 1,
+        "report": 1,
+        "all": 1,
+    }
 
 
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
+    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
 
 
@@ -162,8 +199,14 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     shard_file = default_run / "config" / "demo" / "shards" / "cand05.jsonl"
     lines = shard_file.read_text().splitlines(keepends=True)
     shard_file.write_text("".join(lines[:-1]))  # drop one record
-    expected = {"make_shard": 1, "finetune_shard": 1, "score_shard": 1}
+    # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
+    expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_shard": 1}
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    # Baselines that train on cand05: all-data, and the random-k draws that include it.
+    with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
+    expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}
+    if with_cand05:
+        expected["finetune_random"] = len(with_cand05)
     proc = run_snakemake(default_run, "-n")
     assert job_counts(proc.stdout) == expected
     assert "wildcards: shard=cand05" in proc.stdout and "shard=cand01" not in proc.stdout
@@ -215,6 +258,8 @@ def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
     cfg["sharding"] = {"strategy": "random", "n_shards": 3, "seed": 0}
     assert cfg["data"]["leakage"] == "drop"  # MMLU repeats questions across splits
     cfg["selection"]["k"] = 1
+    # Every evaluator (gsm8k, mbpp in the sandbox, multiple choice, …) on a few real test items.
+    cfg["evaluation"].update(random_k_seeds=[1], test_limit=8, max_new_tokens=24, batch_size=8)
     cfg["finetune"].update(
         max_steps=4, batch_size=4, grad_accum=1, max_seq_len=256, gradient_checkpointing=False, learning_rate=0.003
     )
@@ -242,6 +287,18 @@ def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
     sel = json.loads((workdir / "results" / "selection.json").read_text())
     assert sel["selected"] == [table["shard"][0]]
     assert (workdir / "results" / "final" / "adapter_model.safetensors").is_file()
+    ev = pd.read_csv(workdir / "results" / "evaluation.tsv", sep="\t")
+    evaluators = dict(zip(ev["domain"], ev["evaluator"], strict=False))
+    assert evaluators == {
+        "math": "gsm8k",
+        "coding": "mbpp",
+        "medicine": "multiple_choice",
+        "physics": "multiple_choice",
+    }
+    assert set(ev["model"]) == {"base", "final", "all_data", "random_k_seed1"} and (ev["n"] == 8).all()
+    mbpp = json.loads((workdir / "results" / "evaluation" / "final.json").read_text())["domains"]["coding"]
+    assert {item["status"] for item in mbpp["per_item"]} <= {"passed", "failed", "timeout"}
+    assert "strict_score" in ev.columns  # GSM8K reports strict and flexible match
     pooled = sum(report[d]["train"] for d in report)
     shard_rows = sum(sum(1 for _ in open(p)) for p in (workdir / "results" / "data" / "shards").glob("shard*.jsonl"))
     assert shard_rows == pooled, "random shards must partition the pooled training data"

@@ -109,6 +109,28 @@ def cmd_make_shard(a) -> None:
     log.info("shard %s: %d records (%d duplicates, %d leaked dropped)", a.shard, len(exs), dups, leaked)
 
 
+def cmd_check_shards(a) -> None:
+    from collections import Counter
+
+    from .errors import DataError
+    from .records import read_prepared
+
+    rows, empty = [], []
+    for path in a.shards:
+        exs = read_prepared(path)
+        if not exs:
+            empty.append(path)
+        domains = Counter(ex.domain or "unknown" for ex in exs)
+        rows.append((_stem(path), len(exs), ", ".join(f"{d}={n}" for d, n in sorted(domains.items()))))
+    if empty:
+        raise DataError(f"empty shard(s): {', '.join(empty)}; remove them from sharding.files or add records")
+    out = Path(a.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("shard\trecords\tdomains\n" + "".join(f"{s}\t{n}\t{d}\n" for s, n, d in rows))
+    tmp.replace(out)
+    log.info("%d shards checked, %d records in all", len(rows), sum(n for _, n, _ in rows))
+
+
 def cmd_build_base_model(a) -> None:
     import shutil
 
@@ -186,6 +208,56 @@ def cmd_select(a) -> None:
     log.info("selected %s (k=%d, metric %s)", ", ".join(sel["selected"]), a.k, a.metric)
 
 
+def cmd_random_selection(a) -> None:
+    from .metric import random_k
+    from .provenance import write_json
+
+    chosen = random_k(a.shards, a.k, a.seed)
+    write_json(a.out, {"k": a.k, "metric": "random", "seed": a.seed, "selected": chosen})
+    log.info("random k=%d (seed %d): %s", a.k, a.seed, ", ".join(chosen))
+
+
+def cmd_evaluate(a) -> None:
+    from .evaluation.run import evaluate_model
+    from .provenance import provenance, write_json
+
+    results = evaluate_model(
+        a.base, a.adapter, dict(a.test), a.evaluators, base_cfg=a.base_model, settings=a.settings,
+        few_shot=dict(a.few_shot) if a.few_shot else None,
+    )  # fmt: skip
+    prov = provenance(
+        {"base_model": a.base_model, "evaluation": a.settings, "evaluators": a.evaluators}, adapter=a.adapter
+    )
+    write_json(a.out, {"model": a.name, "domains": results, "provenance": prov}, sort_keys=False)
+
+
+def cmd_report(a) -> None:
+    import pandas as pd
+
+    from .report import comparisons, evaluation_table, figures, load_evaluations, markdown_report
+
+    evals = load_evaluations(a.evaluations)
+    train_records = {}
+    for pair in a.adapter_metrics or []:
+        name, path = pair
+        train_records[name] = json.loads(Path(path).read_text())["examples"]
+    total = int(pd.read_csv(a.shards_table, sep="\t")["records"].sum())
+    table = evaluation_table(evals, train_records, total, a.confidence)
+    out_tsv = Path(a.table)
+    table.to_csv(out_tsv.with_name(out_tsv.name + ".tmp"), sep="\t", index=False, float_format="%.6g")
+    out_tsv.with_name(out_tsv.name + ".tmp").replace(out_tsv)
+    complementarity = pd.read_csv(a.complementarity, sep="\t", dtype={"shard": str})
+    selection = json.loads(Path(a.selection).read_text())
+    comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)
+    figures(table, complementarity, selection, a.figures, confidence=a.confidence)
+    text = markdown_report(
+        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or []
+    )
+    tmp = Path(a.report).with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(a.report)
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -223,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--held-out", nargs="*", default=[], help="prepared validation/test JSONL files")
     sp.add_argument("--leakage", choices=["error", "drop"], default="error", help="leakage policy")
     sp.add_argument("--out", required=True, help="output JSONL")
+
+    sp = add("check-shards", cmd_check_shards, "Check that every shard is non-empty; write a table of shard sizes.")
+    sp.add_argument("--shards", nargs="+", required=True, help="shard JSONL files")
+    sp.add_argument("--out", required=True, help="output TSV")
 
     sp = add(
         "build-base-model", cmd_build_base_model, "Build the tiny base model, or record where a hub/local model is."
@@ -268,6 +344,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, required=True, help="number of shards to keep")
     sp.add_argument("--metric", required=True, help="metric the table was computed with (recorded)")
     sp.add_argument("--out", required=True, help="selection.json")
+
+    sp = add("random-selection", cmd_random_selection, "Baseline: choose k shards at random (seeded).")
+    sp.add_argument("--shards", nargs="+", required=True, help="all shard ids")
+    sp.add_argument("--k", type=int, required=True, help="shards to choose")
+    sp.add_argument("--seed", type=int, required=True, help="random seed")
+    sp.add_argument("--out", required=True, help="selection JSON")
+
+    sp = add("evaluate", cmd_evaluate, "Evaluate the base model (or base + adapter) on every domain's test set.")
+    sp.add_argument("--base", required=True, help="base-model folder (from build-base-model)")
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--adapter", help="adapter folder; none evaluates the base model")
+    sp.add_argument("--name", required=True, help="model name in the results")
+    sp.add_argument("--test", type=_pair, nargs="+", required=True, help="DOMAIN=FILE test sets")
+    sp.add_argument("--evaluators", type=_json, required=True, help="JSON: domain -> evaluator")
+    sp.add_argument("--few-shot", type=_pair, nargs="*", help="DOMAIN=FILE few-shot pools (multiple choice)")
+    sp.add_argument("--settings", type=_json, required=True, help="JSON: config `evaluation` section")
+    sp.add_argument("--out", required=True, help="output JSON")
+
+    sp = add("report", cmd_report, "Results table, Markdown report and figures from the evaluations.")
+    sp.add_argument("--evaluations", nargs="+", required=True, help="evaluation JSON files (model = file stem)")
+    sp.add_argument("--adapter-metrics", type=_pair, nargs="*", help="MODEL=metrics.json (training records used)")
+    sp.add_argument("--shards-table", required=True, help="checked.tsv (records per shard)")
+    sp.add_argument("--complementarity", required=True, help="complementarity.tsv")
+    sp.add_argument("--selection", required=True, help="selection.json")
+    sp.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    sp.add_argument("--resamples", type=int, default=2000, help="paired bootstrap resamples")
+    sp.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
+    sp.add_argument("--untested", nargs="*", help="domains without test data")
+    sp.add_argument("--table", required=True, help="output evaluation.tsv")
+    sp.add_argument("--report", required=True, help="output report.md")
+    sp.add_argument("--figures", required=True, help="output folder for the figures")
     return p
 
 

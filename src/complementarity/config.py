@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 SHARD_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def looks_like_path(source: str) -> bool:
+    """A local path rather than a hub id (``org/name``)."""
+    return source.startswith((".", "/", "~")) or source.count("/") != 1 or Path(source).exists()
+
+
 def load_schema() -> dict[str, Any]:
     text = resources.files("complementarity").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
@@ -102,6 +107,26 @@ def shard_ids(config: dict[str, Any]) -> list[str]:
     return [Path(f).name.split(".")[0] for f in sharding["files"]]
 
 
+FORMAT_EVALUATOR = {"gsm8k": "gsm8k", "mbpp": "mbpp", "mmlu": "multiple_choice", "prompt_response": "exact_match"}
+
+
+def _spec_format(spec: Any) -> str:
+    if isinstance(spec, list):
+        formats = {_spec_format(s) for s in spec}
+        return formats.pop() if len(formats) == 1 else "prompt_response"
+    if isinstance(spec, dict):
+        return spec.get("format") or "prompt_response"
+    return "prompt_response"
+
+
+def evaluators(config: dict[str, Any]) -> dict[str, str]:
+    """Domain -> evaluator: the configured one, else the one that fits the test data's format."""
+    out = {}
+    for name, spec in config["domains"].items():
+        out[name] = spec.get("evaluator") or FORMAT_EVALUATOR[_spec_format(spec.get("test") or spec.get("train"))]
+    return out
+
+
 def shard_files(config: dict[str, Any]) -> dict[str, str]:
     """Shard id -> source file (strategy files only)."""
     return dict(zip(shard_ids(config), config["sharding"]["files"], strict=True))
@@ -153,6 +178,7 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
             seen[sid] = f
     n = len(shard_ids(config))
     k = config["selection"]["k"]
+
     if n and k > n:
         problems.append(f"selection.k: k={k} is larger than the number of shards N={n}; set k <= {n} or add shards")
 
@@ -162,6 +188,12 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
     if config["selection"]["weights"] and not any(config["selection"]["weights"].values()):
         problems.append("selection.weights: all weights are 0; give at least one domain a positive weight")
 
+    source = config["base_model"]["source"]
+    if source != "tiny" and looks_like_path(source) and not (base_dir / Path(source).expanduser()).exists():
+        problems.append(
+            f"base_model.source: local model folder {source!r} does not exist (relative to {str(base_dir)!r}); "
+            "fix the path, or give a hub id such as mistralai/Mistral-7B-Instruct-v0.2, or `tiny`"
+        )
     tiny = config["base_model"]["tiny"]
     if config["base_model"]["source"] == "tiny" and tiny["hidden_size"] % tiny["num_heads"]:
         problems.append(

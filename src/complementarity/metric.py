@@ -64,3 +64,12 @@ def top_k(means: dict[str, float], k: int) -> list[str]:
     if not 1 <= k <= len(means):
         raise UserError(f"selection.k: k={k} must be between 1 and the number of shards N={len(means)}")
     return [s for s, _ in sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def random_k(shards: list[str], k: int, seed: int) -> list[str]:
+    """The random-k baseline's shards: k of ``shards`` drawn with ``seed`` (independent of their order)."""
+    import random
+
+    if not 1 <= k <= len(shards):
+        raise UserError(f"selection.k: k={k} must be between 1 and the number of shards N={len(shards)}")
+    return random.Random(seed).sample(sorted(shards), k)

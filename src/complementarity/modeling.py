@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import looks_like_path
 from .errors import UserError
 from .records import Example
 
@@ -35,11 +36,6 @@ def device_and_dtype(dtype: str = "auto"):
     if dtype in ("bfloat16", "float16") and device.type == "cpu":
         log.warning("dtype %s on CPU is slow and less precise; consider dtype: auto", dtype)
     return device, getattr(torch, dtype)
-
-
-def looks_like_path(source: str) -> bool:
-    """A local path rather than a hub id (``org/name``)."""
-    return source.startswith((".", "/", "~")) or source.count("/") != 1 or Path(source).exists()
 
 
 # When a hub repo has transformers-format safetensors weights, the other copies of the weights are not

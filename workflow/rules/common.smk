@@ -87,3 +87,66 @@ def get_batch_divisor(wildcards, attempt):
     Fine-tuning resumes from its last checkpoint, so a retry after running out of memory loses little.
     """
     return 2 ** (attempt - 1)
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+
+from complementarity.config import evaluators as config_evaluators
+
+EVAL = config["evaluation"]
+TESTED = [d for d in DOMAINS if config["domains"][d].get("test") is not None]
+EVALUATE = EVAL["enabled"] and bool(TESTED)
+RANDOM_SEEDS = list(EVAL["random_k_seeds"])
+
+
+def eval_models():
+    """Models evaluated on the test sets: base, final, the baselines, optionally every shard model."""
+    models = ["base", "final"]
+    models += ["all_data"] if EVAL["all_data"] else []
+    models += [f"random_k_seed{s}" for s in RANDOM_SEEDS]
+    models += [f"shard-{s}" for s in SHARDS] if EVAL["shard_models"] else []
+    return models
+
+
+def get_eval_adapter(wildcards):
+    """The adapter folder of an evaluated model ({} for the base model)."""
+    m = wildcards.model
+    if m == "base":
+        return {}
+    if m == "final":
+        return {"adapter": "results/final"}
+    if m == "all_data":
+        return {"adapter": "results/baselines/all_data"}
+    if m.startswith("random_k_seed"):
+        return {
+            "adapter": f"results/baselines/random_k/seed{m.removeprefix('random_k_seed')}/adapter"
+        }
+    return {"adapter": f"results/shards/{m.removeprefix('shard-')}"}
+
+
+def eval_settings():
+    """The evaluation settings one model's evaluation depends on (not the baseline list or CI level)."""
+    keys = (
+        "test_limit",
+        "batch_size",
+        "max_new_tokens",
+        "num_fewshot",
+        "mc_format",
+        "sandbox_timeout",
+    )
+    return as_json({k: EVAL[k] for k in keys})
+
+
+def get_random_shards(wildcards):
+    """The k shard files of a random-k baseline: known from (seed, shard ids) when the DAG is built."""
+    from complementarity.metric import random_k
+
+    chosen = random_k(SHARDS, config["selection"]["k"], int(wildcards.seed))
+    return expand("results/data/shards/{shard}.jsonl", shard=chosen)
+
+
+def get_adapter_dirs():
+    models = [m for m in eval_models() if m != "base"]
+    return models, [
+        get_eval_adapter(type("W", (), {"model": m}))["adapter"] for m in models
+    ]

@@ -3,7 +3,7 @@
 REQUIRED INPUTS: the domains' train/validation/test sources (config `domains`); for strategy files,
 the candidate shard files (config `sharding.files`).
 OUTPUTS: results/data/domains/{domain}/{train,validation,test}.jsonl, results/data/domains/report.json,
-results/data/shards/{shard}.jsonl.
+results/data/shards/{shard}.jsonl, results/data/shards/checked.tsv (one row per shard: records, domains).
 """
 
 
@@ -88,3 +88,20 @@ else:
             " --leakage {params.leakage}"
             " --out {output.shard:q}"
             " > {log:q} 2>&1"
+
+
+rule check_shards:
+    """Barrier: every shard exists and is non-empty before any training starts; a table of their sizes."""
+    input:
+        shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
+    output:
+        table="results/data/shards/checked.tsv",
+    log:
+        "logs/check_shards/check_shards.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "complementarity check-shards"
+        " --shards {input.shards:q}"
+        " --out {output.table:q}"
+        " > {log:q} 2>&1"

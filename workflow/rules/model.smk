@@ -5,11 +5,20 @@ OUTPUTS: results/base_model/ (base_model.json manifest; the weights too for the 
 results/scores/base.json (L_M on every domain's validation set, computed once).
 """
 
+# A hub model is fetched on the submit node, where the hub is reachable (compute nodes often are
+# not), into the hub cache; the GPU jobs then load it from there. The tiny model is built by a
+# (CPU-only) cluster job.
+if config["base_model"]["source"] != "tiny":
+
+    localrules:
+        build_base_model,
+
 
 rule build_base_model:
-    """Build and pre-train the tiny model, or record which hub/local model is the base."""
+    """Build and pre-train the tiny model, or fetch the hub model into the cache, or record a local folder."""
     input:
         train=get_pretrain_files,
+        shards_checked=ancient("results/data/shards/checked.tsv"),
     output:
         base=directory("results/base_model"),
     log:
@@ -22,6 +31,7 @@ rule build_base_model:
     resources:
         mem_mb=4000,
         runtime=30,
+        cpus_per_task=lambda wildcards, threads: threads,
     params:
         base_model=as_json(config["base_model"]),
         max_seq_len=config["finetune"]["max_seq_len"],
@@ -52,6 +62,7 @@ rule score_base:
         gpu=1,
         mem_mb=16000,
         runtime=60,
+        cpus_per_task=lambda wildcards, threads: threads,
     params:
         base_model=as_json(config["base_model"]),
         max_seq_len=config["finetune"]["max_seq_len"],

@@ -11,6 +11,9 @@ rule finetune_shard:
     input:
         base="results/base_model",
         train="results/data/shards/{shard}.jsonl",
+        # No training starts before every shard passed its checks; ancient(): editing one shard
+        # re-checks all, but must not rerun the other shards' fine-tunes.
+        shards_checked=ancient("results/data/shards/checked.tsv"),
     output:
         adapter=directory("results/shards/{shard}"),
     log:

@@ -1,0 +1,253 @@
+"""The results table, the Table-3 analogue in Markdown, and the figures.
+
+Models: ``base`` (no fine-tuning), ``final`` (the Complementarity selection), ``all_data`` (every
+shard), ``random_k_seed<s>`` (k random shards), ``shard-<id>`` (one shard, optional).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .stats import paired_bootstrap, wilson
+
+LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
+
+
+def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
+    """{model: {domain: result}} from the evaluation JSON files (model = file stem)."""
+    return {Path(p).stem: json.loads(Path(p).read_text())["domains"] for p in paths}
+
+
+def evaluation_table(evals: dict[str, dict[str, Any]], train_records: dict[str, int], total: int, confidence: float):
+    """One row per (model, domain): score, n, Wilson CI, the fraction of training data used."""
+    import pandas as pd
+
+    rows = []
+    for model, domains in evals.items():
+        for domain, r in domains.items():
+            low, high = wilson(r["correct"], r["n"], confidence)
+            row = {
+                "model": model,
+                "domain": domain,
+                "evaluator": r["evaluator"],
+                "score": r["score"],
+                "correct": r["correct"],
+                "n": r["n"],
+                "ci_low": low,
+                "ci_high": high,
+                "train_records": train_records.get(model, 0),
+                "train_fraction": train_records.get(model, 0) / total if total else 0.0,
+            }
+            if "strict" in r:
+                row["strict_score"] = r["strict"]["score"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _correct_vector(result: dict[str, Any]) -> list[float]:
+    return [float(item["correct"]) for item in result["per_item"]]
+
+
+def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resamples: int) -> list[dict[str, Any]]:
+    """Paired bootstrap of the selected model against random-k (mean over seeds), all-data and base."""
+    out = []
+    random_models = sorted(m for m in evals if m.startswith("random_k_seed"))
+    for domain in evals.get("final", {}):
+        final = _correct_vector(evals["final"][domain])
+        against: dict[str, list[float]] = {}
+        if random_models:
+            vectors = [_correct_vector(evals[m][domain]) for m in random_models]
+            against["random_k"] = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
+        for other in ("all_data", "base"):
+            if other in evals:
+                against[other] = _correct_vector(evals[other][domain])
+        for other, vec in against.items():
+            b = paired_bootstrap(final, vec, resamples=resamples, confidence=confidence)
+            out.append({"domain": domain, "against": other, **b})
+    return out
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def markdown_report(
+    table,
+    comps: list[dict[str, Any]],
+    complementarity,
+    selection: dict[str, Any],
+    *,
+    confidence: float,
+    tiny: bool,
+    untested: list[str],
+) -> str:
+    """The Markdown report: selection, the accuracy table with CIs, and what the comparisons say."""
+    level = f"{round(100 * confidence)}%"
+    lines = ["# Complementarity selection: results", ""]
+    if tiny:
+        lines += [
+            "> **Smoke run on the embedded tiny model.** A model of a few million parameters trained for",
+            "> seconds: the numbers show the pipeline works end to end; they say little about real models.",
+            "",
+        ]
+    lines += [
+        f"Selected shards (k={selection['k']}, metric `{selection['metric']}`): "
+        + ", ".join(f"**{s}**" for s in selection["selected"]),
+        "",
+        "## Complementarity (validation)",
+        "",
+        "| shard | " + " | ".join(c for c in complementarity.columns if c != "shard") + " |",
+        "|---" * len(complementarity.columns) + "|",
+    ]
+    for _, row in complementarity.iterrows():
+        mark = " ✔" if row["shard"] in selection["selected"] else ""
+        cells = [f"{row[c]:+.4f}" for c in complementarity.columns if c != "shard"]
+        lines.append(f"| {row['shard']}{mark} | " + " | ".join(cells) + " |")
+
+    models = list(dict.fromkeys(table["model"]))
+    random_models = [m for m in models if m.startswith("random_k_seed")]
+    shown = [m for m in ("base", "final", "all_data") if m in models]
+    domains = list(dict.fromkeys(table["domain"]))
+    lines += ["", f"## Test accuracy (%), {level} Wilson interval in brackets", ""]
+    header = ["domain", "n"] + [LABELS[m] for m in shown[:2]]
+    if random_models:
+        header.append(f"random k (mean ± sd of {len(random_models)} seeds)")
+    header += [LABELS[m] for m in shown[2:]]
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    by = table.set_index(["model", "domain"])
+    for d in domains:
+        n = int(by.loc[(shown[0], d), "n"]) if shown else 0
+        cells = [d, str(n)]
+
+        def cell(m: str, d: str = d) -> str:
+            r = by.loc[(m, d)]
+            return f"{_pct(r['score'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+        cells += [cell(m) for m in shown[:2]]
+        if random_models:
+            scores = [float(by.loc[(m, d), "score"]) for m in random_models]
+            mean = sum(scores) / len(scores)
+            sd = (sum((s - mean) ** 2 for s in scores) / max(1, len(scores) - 1)) ** 0.5
+            cells.append(f"{_pct(mean)} ± {_pct(sd)}")
+        cells += [cell(m) for m in shown[2:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    fractions = {m: float(table[table["model"] == m]["train_fraction"].iloc[0]) for m in models}
+    lines += [
+        "",
+        "Training data used: "
+        + ", ".join(
+            f"{LABELS.get(m, m)} {_pct(f)}%"
+            for m, f in fractions.items()
+            if not m.startswith("shard-") and not m.startswith("random_k_seed")
+        ),
+    ]
+    if random_models:
+        lines[-1] += f", random k {_pct(fractions[random_models[0]])}%"
+    if untested:
+        lines += ["", f"Not evaluated (no test data): {', '.join(untested)}."]
+
+    if comps:
+        lines += ["", f"## Is the selected model better? (paired bootstrap over test items, {level} CI)", ""]
+        lines += ["| domain | against | difference (points) | CI | P(selected better) |", "|---|---|---|---|---|"]
+        for c in comps:
+            lines.append(
+                f"| {c['domain']} | {LABELS.get(c['against'], c['against'])} | {100 * c['diff']:+.1f} | "
+                f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | "
+                + ("–" if math.isnan(c["p_better"]) else f"{c['p_better']:.2f}")
+                + " |"
+            )
+        lines += ["", f"## In short (better or worse: the {level} interval of the difference excludes 0)", ""]
+        for other in ("random_k", "all_data"):
+            rows = [c for c in comps if c["against"] == other]
+            if not rows:
+                continue
+            better = [c["domain"] for c in rows if c["low"] > 0]
+            worse = [c["domain"] for c in rows if c["high"] < 0]
+            unclear = [c["domain"] for c in rows if c["low"] <= 0 <= c["high"]]
+            text = f"- Against **{LABELS[other]}**: better on {len(better)} of {len(rows)} domains"
+            text += f" ({', '.join(better)})" if better else ""
+            text += f", worse on {len(worse)}" + (f" ({', '.join(worse)})" if worse else "")
+            text += f", no clear difference on {len(unclear)}" + (f" ({', '.join(unclear)})" if unclear else "")
+            text += "."
+            lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Path, *, confidence: float) -> list[Path]:
+    """Heatmap of the Complementarity matrix, accuracy bars with CIs, and (with shard models) the scatter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        for ext in ("png", "svg"):
+            path = out / f"{name}.{ext}"
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+            written.append(path)
+        plt.close(fig)
+
+    # 1. Complementarity heatmap: shards x domains (+ mean), selected shards marked.
+    domains = [c for c in complementarity.columns if c not in ("shard",)]
+    values = complementarity[domains].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(domains) + 2.5, 0.45 * len(complementarity) + 1.5))
+    vmax = np.nanmax(np.abs(values)) or 1.0
+    im = ax.imshow(values, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(domains)), domains, rotation=30, ha="right")
+    labels = [f"★ {s}" if s in selection["selected"] else s for s in complementarity["shard"]]
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:+.3f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label=f"Complementarity ({selection['metric']})")
+    ax.set_title(f"Complementarity of each shard model (★ = selected, k={selection['k']})")
+    save(fig, "complementarity_heatmap")
+
+    # 2. Accuracy per domain with CI error bars, every model (shard models left out for legibility).
+    models = [m for m in dict.fromkeys(table["model"]) if not m.startswith("shard-")]
+    doms = list(dict.fromkeys(table["domain"]))
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(doms) * max(1, len(models)) / 3), 4))
+    by = table.set_index(["model", "domain"])
+    for i, m in enumerate(models):
+        s = np.array([by.loc[(m, d), "score"] for d in doms]) * 100
+        lo = np.array([by.loc[(m, d), "ci_low"] for d in doms]) * 100
+        hi = np.array([by.loc[(m, d), "ci_high"] for d in doms]) * 100
+        x = np.arange(len(doms)) + (i - (len(models) - 1) / 2) * width
+        ax.bar(
+            x,
+            s,
+            width,
+            label=LABELS.get(m, m.replace("random_k_seed", "random k, seed ")),
+            yerr=[s - lo, hi - s],
+            capsize=2,
+        )
+    ax.set_xticks(range(len(doms)), doms)
+    ax.set_ylabel(f"test accuracy (%), {round(100 * confidence)}% Wilson CI")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Test accuracy per domain")
+    save(fig, "accuracy")
+
+    # 3. Scatter: each shard model's mean Complementarity against its mean test accuracy.
+    shard_models = [m for m in dict.fromkeys(table["model"]) if m.startswith("shard-")]
+    if shard_models:
+        mean_c = dict(zip(complementarity["shard"], complementarity["mean"], strict=True))
+        xs = [mean_c[m.removeprefix("shard-")] for m in shard_models]
+        ys = [100 * table[table["model"] == m]["score"].mean() for m in shard_models]
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.scatter(xs, ys)
+        for m, x, y in zip(shard_models, xs, ys, strict=True):
+            ax.annotate(m.removeprefix("shard-"), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("mean Complementarity (validation)")
+        ax.set_ylabel("mean test accuracy over domains (%)")
+        ax.set_title("Shard models: Complementarity vs accuracy")
+        save(fig, "complementarity_vs_accuracy")
+    return written
