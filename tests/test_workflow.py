@@ -90,6 +90,11 @@ def test_paper_config_builds_its_dag_offline(scratch):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
     assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
+    # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
+    for command in ("finetune", "score", "evaluate"):
+        gpu_lines = [ln for ln in proc.stdout.splitlines() if f"complementarity {command} " in ln]
+        prefix = f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 complementarity {command} "
+        assert gpu_lines and all(prefix in ln for ln in gpu_lines), command
 
 
 def test_invalid_config_stops_before_any_job(scratch):

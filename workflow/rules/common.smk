@@ -1,7 +1,9 @@
 """Config validation and input functions shared by every rule file.
 
 The config is validated against workflow/schemas/config.schema.yaml (defaults filled in) plus the
-checks a schema cannot express, before any job is scheduled. Rules receive only the config slice they
+checks a schema cannot express, before any job is scheduled. GPU rules run their command with
+HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1: compute nodes are often offline, and the base model was fetched
+into the cache by build_base_model, a local rule on the submit node. Rules receive only the config slice they
 depend on through ``params``, so changing one setting reruns exactly the jobs it affects.
 """
 

@@ -32,6 +32,7 @@ rule finetune_all_data:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"
@@ -90,6 +91,7 @@ rule finetune_random:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"
@@ -140,6 +142,7 @@ rule evaluate_model:
             f"{d}={f}" for d, f in zip(TESTED, input.train)
         ),
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity evaluate"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"

@@ -69,6 +69,7 @@ rule score_base:
         batch_size=config["scoring"]["batch_size"],
         validation=validation_args,
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity score"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"

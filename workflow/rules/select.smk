@@ -83,6 +83,7 @@ rule finetune_final:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"

@@ -33,6 +33,7 @@ rule finetune_shard:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"
@@ -71,6 +72,7 @@ rule score_shard:
         batch_size=config["scoring"]["batch_size"],
         validation=validation_args,
     shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity score"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"

@@ -1,0 +1,618 @@
+"""Performance benchmarks of the complementarity package and workflow.
+
+    python bench/run.py [--quick] [--out bench/results.json]
+
+Runs, in one process (numbers in one run are comparable with each other):
+
+1. training throughput (response tokens/s): the project's LoraTrainer vs the Hugging Face Trainer,
+   same tiny model, data, LoRA settings, batch size and steps;
+2. scoring: N adapters on one base load (scoring.score) vs one score() call (base reload) per adapter,
+   on the tiny model and on a larger random Llama; the batched, length-sorted nll() vs a per-example loop;
+3. achieved matmul throughput of 1 and 2 as a fraction of the measured peak (float32 matmul);
+4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 shards;
+5. per-rule totals of an existing Snakemake benchmarks/ folder (not run here);
+6. on a CUDA machine only: 4-bit QLoRA of a random Mistral-7B-shaped model (tokens/s, peak memory, MFU).
+
+Prints a table and writes JSON. Medians of repeats; see BENCHMARKS.md for method and caveats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+import yaml
+
+from complementarity.modeling import encode_all, load_base, write_manifest
+from complementarity.scoring import nll, score
+from complementarity.sources import load_source
+from complementarity.tiny import build_tiny
+from complementarity.train import LoraTrainer, lora_config
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+DOMAINS = ("arithmetic", "reverse", "sort", "units")
+BASE_CFG = {**CONFIG["base_model"], "revision": None}
+
+
+def progress(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def domain_train(d: str):
+    return load_source(str(REPO / f"config/demo/domains/{d}/train.jsonl"))
+
+
+# --- models -----------------------------------------------------------------------------------------
+def build_tiny_base(out: Path) -> dict[str, Any]:
+    """The default config's tiny Llama (hidden 256, 4 layers, vocab 512); no pre-training (speed only)."""
+    examples = [ex for d in DOMAINS for ex in domain_train(d)]
+    tiny = {**BASE_CFG["tiny"], "pretrain_steps": 0}
+    stats = build_tiny(out, examples, tiny, max_seq_len=128)
+    write_manifest(out, {**BASE_CFG, "tiny": tiny}, ".")
+    return stats
+
+
+def build_large_base(tiny_dir: Path, out: Path, *, hidden: int, layers: int, intermediate: int) -> int:
+    """A random-init Llama with the tiny tokenizer, saved like a hub model folder; returns its parameter count."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    write_manifest(out, {**BASE_CFG, "source": "random-llama"}, ".")
+    return sum(p.numel() for p in model.parameters())
+
+
+def make_adapters(base_dir: Path, out: Path, n: int, ft: dict[str, Any]) -> dict[str, Path]:
+    """n LoRA adapters in PEFT format with non-zero random weights (speed only; no training)."""
+    from peft import get_peft_model
+
+    model, _, _ = load_base(base_dir, dtype="auto")
+    cfg = lora_config(ft)
+    cfg.init_lora_weights = False
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, cfg)
+    paths = {}
+    for i in range(n):
+        path = out / f"shard{i:02d}"
+        peft_model.save_pretrained(path)
+        paths[f"shard{i:02d}"] = path
+    return paths
+
+
+def matmul_params(model) -> int:
+    """Parameters that take part in matmuls: all but the input embedding (a lookup)."""
+    emb = model.get_input_embeddings().weight.numel()
+    return sum(p.numel() for p in model.parameters()) - emb
+
+
+# --- 3. peak ----------------------------------------------------------------------------------------
+def peak_matmul(n: int, repeats: int) -> dict[str, Any]:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    flops = 2 * n**3
+    return {
+        "size": n,
+        "repeats": repeats,
+        "median_seconds": median(times),
+        "gflops_median": flops / median(times) / 1e9,
+        "gflops_best": flops / min(times) / 1e9,
+    }
+
+
+# --- 1. training ------------------------------------------------------------------------------------
+def ours_train(examples, base_dir: Path, ft: dict[str, Any]) -> dict[str, Any]:
+    trainer = LoraTrainer(examples, base_dir, base_cfg=BASE_CFG, ft=ft, name="bench")
+    trainer.setup()
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    tokens = trainer.state["tokens"]
+    return {"seconds": wall, "response_tokens": tokens, "tokens_per_s": tokens / wall}
+
+
+def hf_train(examples, base_dir: Path, ft: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    from peft import get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    torch.manual_seed(ft["seed"])
+    model, tok, _ = load_base(base_dir, dtype=BASE_CFG["dtype"], quantization="none", for_training=True)
+    model = get_peft_model(model, lora_config(ft))
+    encoded = encode_all(
+        tok, examples, template=BASE_CFG["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
+    )
+    data = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels} for e in encoded]
+    pad = DataCollatorForSeq2Seq(tokenizer=tok, label_pad_token_id=-100, padding=True)
+    counted = {"tokens": 0}
+
+    def collate(features):
+        # Response tokens, counted as LoraTrainer counts them (labels that are not -100).
+        counted["tokens"] += sum(sum(1 for x in f["labels"] if x != -100) for f in features)
+        return pad(features)
+
+    steps = ft["max_steps"]
+    args = TrainingArguments(
+        output_dir=str(workdir),
+        per_device_train_batch_size=ft["batch_size"],
+        gradient_accumulation_steps=ft["grad_accum"],
+        max_steps=steps,
+        learning_rate=ft["learning_rate"],
+        weight_decay=ft["weight_decay"],
+        warmup_steps=int(ft["warmup_ratio"] * steps),
+        lr_scheduler_type="linear",
+        max_grad_norm=ft["max_grad_norm"],
+        logging_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length",
+        seed=ft["seed"],
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collate, processing_class=tok)
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    return {"seconds": wall, "response_tokens": counted["tokens"], "tokens_per_s": counted["tokens"] / wall}
+
+
+def bench_training(base_dir: Path, work: Path, *, steps: int, repeats: int, peak_gflops: float) -> dict[str, Any]:
+    examples = load_source(str(REPO / "config/demo/shards/cand01.jsonl"))
+    ft = {**CONFIG["finetune"], "max_steps": steps, "checkpoint_every": 0}
+    ours_train(examples, base_dir, {**ft, "max_steps": 2})  # warm-up (imports, allocator)
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "hf": []}
+    for r in range(repeats):  # interleaved, so load changes hit both alike
+        runs["ours"].append(ours_train(examples, base_dir, ft))
+        runs["hf"].append(hf_train(examples, base_dir, ft, work / f"hf{r}"))
+    ours = median([x["tokens_per_s"] for x in runs["ours"]])
+    hf = median([x["tokens_per_s"] for x in runs["hf"]])
+    # Model FLOPs: LoRA trains tiny adapters on a frozen base, so per processed token the forward is
+    # 2*P and the backward ~2*P (activation gradients only; no weight gradients of the frozen base):
+    # ~4*P per token. The common 6*P (full fine-tuning) figure is given too. Processed tokens =
+    # response tokens x (mean sequence length / mean response length) of the shard.
+    model, tok, _ = load_base(base_dir)
+    enc = encode_all(tok, examples, template=BASE_CFG["prompt_template"], max_seq_len=ft["max_seq_len"])
+    per_response = sum(len(e.input_ids) for e in enc) / sum(e.n_response_tokens for e in enc)
+    params = matmul_params(model)
+    out = {
+        "steps": steps,
+        "batch_size": ft["batch_size"],
+        "repeats": repeats,
+        "lora_r": ft["lora_r"],
+        "parameters_matmul": params,
+        "tokens_per_response_token": per_response,
+        "ours_tokens_per_s": ours,
+        "hf_tokens_per_s": hf,
+        "ratio_ours_over_hf": ours / hf,
+        "target_ratio": 1.3,
+        "target_met": ours / hf >= 1.3,
+        "runs": runs,
+    }
+    for name, tps in (("ours", ours), ("hf", hf)):
+        gflops4 = 4 * params * tps * per_response / 1e9
+        out[f"{name}_gflops_4P"] = gflops4
+        out[f"{name}_fraction_of_peak_4P"] = gflops4 / peak_gflops
+        out[f"{name}_fraction_of_peak_6P"] = 1.5 * gflops4 / peak_gflops
+    return out
+
+
+# --- 2. scoring -------------------------------------------------------------------------------------
+def bench_scoring(
+    base_dir: Path, work: Path, *, n_adapters: int, per_domain: int, repeats: int, peak_gflops: float
+) -> dict[str, Any]:
+    validation = {d: domain_train(d)[:per_domain] for d in DOMAINS}
+    ft = CONFIG["finetune"]
+    adapters = make_adapters(base_dir, work / "adapters", n_adapters, ft)
+    kw = {"base_cfg": BASE_CFG, "max_seq_len": ft["max_seq_len"], "batch_size": CONFIG["scoring"]["batch_size"]}
+    score(base_dir, validation, adapters=dict(list(adapters.items())[:1]), **kw)  # warm-up, file cache
+    once, reload = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        score(base_dir, validation, adapters=adapters, **kw)
+        once.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for name, path in adapters.items():
+            score(base_dir, validation, adapters={name: path}, **kw)
+        reload.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    model, tok, _ = load_base(base_dir)
+    load_s = time.perf_counter() - t0
+    params = matmul_params(model)
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "n_adapters": n_adapters,
+        "validation_examples": per_domain * len(DOMAINS),
+        "repeats": repeats,
+        "base_load_seconds": load_s,
+        "once_seconds": median(once),
+        "reload_seconds": median(reload),
+        "ratio_reload_over_once": median(reload) / median(once),
+        "runs": {"once": once, "reload": reload},
+        "_model": (model, tok, params),
+        "_validation": validation,
+    }
+
+
+def bench_nll(model, tok, params: int, validation, *, repeats: int, peak_gflops: float) -> dict[str, Any]:
+    enc = [
+        e
+        for exs in validation.values()
+        for e in encode_all(tok, exs, template=BASE_CFG["prompt_template"], max_seq_len=128)
+    ]
+    bs = CONFIG["scoring"]["batch_size"]
+    batched, loop = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = nll(model, enc, pad_id=tok.pad_token_id, batch_size=bs)
+        batched.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        total = 0.0
+        for e in enc:
+            total += nll(model, [e], pad_id=tok.pad_token_id, batch_size=1)["nll_sum"]
+        loop.append(time.perf_counter() - t0)
+    tokens = sum(len(e.input_ids) for e in enc)
+    gflops = 2 * params * tokens / median(batched) / 1e9
+    return {
+        "examples": len(enc),
+        "tokens": tokens,
+        "batch_size": bs,
+        "batched_seconds": median(batched),
+        "loop_seconds": median(loop),
+        "ratio_loop_over_batched": median(loop) / median(batched),
+        "same_result": abs(total - res["nll_sum"]) < 1e-3 * max(1.0, abs(total)),
+        "padding_fraction": res["padding_fraction"],
+        "padding_target_met": res["padding_fraction"] < 0.10,
+        "batched_gflops_2P": gflops,
+        "batched_fraction_of_peak": gflops / peak_gflops,
+    }
+
+
+# --- 4. dry run -------------------------------------------------------------------------------------
+def bench_dry_run(work: Path, ns: list[int], repeats: int, *, both: bool = True) -> dict[str, Any]:
+    wf = work / "workflow_copy"
+    wf.mkdir(parents=True)
+    shutil.copy(REPO / "Snakefile", wf / "Snakefile")
+    for d in ("workflow", "config", "profiles", "envs"):
+        shutil.copytree(REPO / d, wf / d)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    out: dict[str, Any] = {}
+    for evaluation in (False, True) if both else (False,):
+        for n in ns:
+            cfg = copy.deepcopy(CONFIG)
+            cfg["sharding"].update(strategy="random", n_shards=n)
+            cfg["evaluation"]["enabled"] = evaluation
+            path = wf / f"bench_n{n}_eval{int(evaluation)}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            times, jobs = [], None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                proc = subprocess.run(
+                    [str(BIN / "snakemake"), "-n", "--cores", "1", "--configfile", str(path)],
+                    cwd=wf,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                times.append(time.perf_counter() - t0)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"snakemake -n failed for N={n}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+                jobs = next((line.split()[1] for line in proc.stdout.splitlines() if line.startswith("total")), None)
+            out[f"n{n}_eval{int(evaluation)}"] = {
+                "n_shards": n,
+                "evaluation": evaluation,
+                "jobs": int(jobs) if jobs else None,
+                "seconds": median(times),
+                "runs": times,
+            }
+    for ev in (0, 1):
+        lo, hi = out.get(f"n{ns[0]}_eval{ev}"), out.get(f"n{ns[-1]}_eval{ev}")
+        if lo and hi:
+            out[f"growth_{ns[0]}_to_{ns[-1]}_eval{ev}"] = hi["seconds"] / lo["seconds"]
+    big = [v["seconds"] for k, v in out.items() if k.startswith(f"n{ns[-1]}_")]
+    out["target_seconds_at_max_n"] = 30
+    out["target_met"] = bool(big) and max(big) < 30 and ns[-1] >= 1000
+    return out
+
+
+# --- 5. pipeline benchmark files ---------------------------------------------------------------------
+def read_pipeline_benchmarks(folder: Path) -> dict[str, Any] | None:
+    if not folder.is_dir():
+        return None
+    rules: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0})
+    loads = []
+    for tsv in sorted(folder.rglob("*.tsv")):
+        rule = tsv.relative_to(folder).parts[0] if len(tsv.relative_to(folder).parts) > 1 else tsv.stem
+        with tsv.open() as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                rules[rule]["jobs"] += 1
+                rules[rule]["seconds"] += float(row["s"])
+                rules[rule]["cpu_seconds"] += float(row.get("cpu_time") or 0)
+                if row.get("mean_load"):
+                    loads.append(float(row["mean_load"]))
+    total = sum(r["seconds"] for r in rules.values())
+    return {
+        "folder": str(folder),
+        "note": "read from an existing run (not run here); measured under heavy machine load",
+        "rules": dict(sorted(rules.items(), key=lambda kv: -kv[1]["seconds"])),
+        "sum_of_job_seconds": total,
+        "median_mean_load": median(loads) if loads else None,
+    }
+
+
+# --- 6. GPU -----------------------------------------------------------------------------------------
+def bench_gpu_qlora(steps: int, seq_len: int = 512, batch: int = 4) -> dict[str, Any]:
+    """4-bit QLoRA of a random-init Mistral-7B-shaped model (needs CUDA and bitsandbytes)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig, MistralConfig, MistralForCausalLM
+
+    cfg = MistralConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+    )
+    bnb = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            model = MistralForCausalLM(cfg).to(torch.bfloat16)
+        params = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+        model.save_pretrained(tmp)  # quantize the way load_base does: from_pretrained with a BitsAndBytesConfig
+        del model
+        torch.cuda.empty_cache()
+        model = MistralForCausalLM.from_pretrained(
+            tmp, quantization_config=bnb, dtype=torch.bfloat16, device_map={"": 0}, attn_implementation="sdpa"
+        )
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
+    )
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq_len), device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for step in range(steps + 2):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if step >= 2:
+            times.append(time.perf_counter() - t0)
+    tps = batch * seq_len / median(times)
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    a @ a
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(20):
+        a @ a
+    torch.cuda.synchronize()
+    peak = 20 * 2 * 8192**3 / (time.perf_counter() - t0)
+    # With gradient checkpointing the forward runs twice: ~(2 + 2 + 2) * P per token for LoRA.
+    achieved = 6 * params * tps
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "parameters_matmul": params,
+        "seq_len": seq_len,
+        "batch": batch,
+        "steps_timed": steps,
+        "tokens_per_s": tps,
+        "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "measured_peak_bf16_tflops": peak / 1e12,
+        "mfu_6P": achieved / peak,
+        "anchors": "plain HF QLoRA 7B, A100-80GB, FlashAttention-2: ~2.3-2.8k tokens/s; Unsloth ~2x",
+    }
+
+
+# --- main -------------------------------------------------------------------------------------------
+def strip_private(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: strip_private(v) for k, v in d.items() if not k.startswith("_")}
+    return d
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer steps, repeats and examples (aims at a few minutes; >10 min on a loaded 2-core machine)",
+    )
+    ap.add_argument("--out", default=str(REPO / "bench/results.json"))
+    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: train score large dag pipeline gpu")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("complementarity", "transformers", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+    q = a.quick
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "mode": "quick" if q else "full",
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "loadavg_start": os.getloadavg(),
+        },
+    }
+    t_all = time.perf_counter()
+    peak = peak_matmul(2048, 5 if q else 20)
+    results["peak_matmul_fp32"] = peak
+    pg = peak["gflops_median"]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        tiny_dir = work / "tiny"
+        results["tiny_model"] = build_tiny_base(tiny_dir)
+        if "train" not in a.skip:
+            progress("train")
+            results["training"] = bench_training(
+                tiny_dir, work / "train", steps=10 if q else 40, repeats=2 if q else 3, peak_gflops=pg
+            )
+        if "score" not in a.skip:
+            progress("score")
+            sc = bench_scoring(
+                tiny_dir, work / "score_tiny", n_adapters=10, per_domain=60, repeats=1 if q else 3, peak_gflops=pg
+            )
+            model, tok, params = sc["_model"]
+            results["scoring_tiny"] = sc
+            results["nll_tiny"] = bench_nll(
+                model, tok, params, sc["_validation"], repeats=1 if q else 3, peak_gflops=pg
+            )
+        if "large" not in a.skip:
+            progress("large")
+            large_dir = work / "large"
+            hidden, layers, inter = (1024, 8, 2816)
+            n = build_large_base(tiny_dir, large_dir, hidden=hidden, layers=layers, intermediate=inter)
+            sc = bench_scoring(
+                large_dir, work / "score_large", n_adapters=10, per_domain=2 if q else 15, repeats=1, peak_gflops=pg
+            )
+            model, tok, params = sc["_model"]
+            sc["shape"] = {"hidden": hidden, "layers": layers, "intermediate": inter, "parameters": n}
+            sc["target_ratio"] = 2.0
+            sc["target_met"] = sc["ratio_reload_over_once"] >= 2.0
+            results["scoring_large"] = sc
+            results["nll_large"] = bench_nll(model, tok, params, sc["_validation"], repeats=1, peak_gflops=pg)
+        if "dag" not in a.skip:
+            progress("dag")
+            results["dry_run"] = bench_dry_run(work, [10, 100, 1000], 1 if q else 3, both=not q)
+    if "pipeline" not in a.skip:
+        progress("pipeline")
+        results["pipeline"] = read_pipeline_benchmarks(REPO / "benchmarks")
+    if "gpu" not in a.skip and torch.cuda.is_available():
+        progress("gpu")
+        results["gpu_qlora"] = bench_gpu_qlora(steps=5 if q else 20)
+    results["total_seconds"] = time.perf_counter() - t_all
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    results = strip_private(results)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_table(results)
+    print(f"\nwrote {a.out}")
+
+
+def print_table(r: dict[str, Any]) -> None:
+    rows: list[tuple[str, str]] = []
+    m = r["machine"]
+    rows.append(("machine", f"{m['cpu_count']} CPUs, {m['torch_threads']} torch threads, load {m['loadavg_start']}"))
+    p = r["peak_matmul_fp32"]
+    rows.append(("peak fp32 matmul 2048^2", f"{p['gflops_median']:.1f} GFLOP/s median ({p['gflops_best']:.1f} best)"))
+    if t := r.get("training"):
+        rows.append(("train: ours (LoraTrainer)", f"{t['ours_tokens_per_s']:.0f} response tok/s"))
+        rows.append(("train: HF Trainer", f"{t['hf_tokens_per_s']:.0f} response tok/s"))
+        rows.append(("train: ratio ours/HF", f"{t['ratio_ours_over_hf']:.2f}x (target >=1.3: {t['target_met']})"))
+        rows.append(
+            (
+                "train: fraction of peak",
+                f"ours {t['ours_fraction_of_peak_4P']:.1%} (4P) / {t['ours_fraction_of_peak_6P']:.1%} (6P); "
+                f"HF {t['hf_fraction_of_peak_4P']:.1%} / {t['hf_fraction_of_peak_6P']:.1%}",
+            )
+        )
+    for key, label in (("scoring_tiny", "score tiny"), ("scoring_large", "score large")):
+        if s := r.get(key):
+            rows.append(
+                (
+                    f"{label} ({s['parameters'] / 1e6:.1f}M params)",
+                    f"{s['n_adapters']} adapters, {s['validation_examples']} examples: once {s['once_seconds']:.1f}s, "
+                    f"reload {s['reload_seconds']:.1f}s -> {s['ratio_reload_over_once']:.2f}x "
+                    f"(base load {s['base_load_seconds']:.2f}s)",
+                )
+            )
+    for key, label in (("nll_tiny", "nll tiny"), ("nll_large", "nll large")):
+        if s := r.get(key):
+            rows.append(
+                (
+                    label,
+                    f"batched {s['batched_seconds']:.2f}s vs loop {s['loop_seconds']:.2f}s -> "
+                    f"{s['ratio_loop_over_batched']:.1f}x; padding {s['padding_fraction']:.1%}; "
+                    f"{s['batched_fraction_of_peak']:.1%} of peak",
+                )
+            )
+    if d := r.get("dry_run"):
+        for v in d.values():
+            if isinstance(v, dict):
+                rows.append(
+                    (f"dry run N={v['n_shards']} eval={v['evaluation']}", f"{v['seconds']:.1f}s, {v['jobs']} jobs")
+                )
+        rows.append(("dry run target N=1000 < 30s", str(d["target_met"])))
+    if pl := r.get("pipeline"):
+        rows.append(("pipeline (existing, under load)", f"sum of job seconds {pl['sum_of_job_seconds']:.0f}s"))
+        for rule, v in pl["rules"].items():
+            rows.append((f"  {rule}", f"{v['jobs']} jobs, {v['seconds']:.0f}s wall, {v['cpu_seconds']:.0f}s CPU"))
+    if g := r.get("gpu_qlora"):
+        rows.append(
+            ("GPU QLoRA 7B", f"{g['tokens_per_s']:.0f} tok/s, {g['peak_memory_gb']:.1f} GB, MFU {g['mfu_6P']:.1%}")
+        )
+    else:
+        rows.append(("GPU QLoRA 7B", "not run (no CUDA)"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()

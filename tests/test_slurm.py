@@ -1,0 +1,489 @@
+"""SLURM: the profiles and resources (fast), hub fetching for offline compute nodes, and the pipeline
+on a live single-node SLURM cluster.
+
+The live tests bring SLURM up with cluster/up.sh (Debian's slurm-wlm and munge, the node advertising
+two fake GPUs through GRES), run a small pipeline with `--profile profiles/slurm` while cancelling
+one running shard job with `scancel`, compare its selection with a local run of the same config, and
+tear the cluster down with cluster/down.sh if they brought it up. They need root and apt (CI has both) and are skipped
+elsewhere, with the reason. Their wall times are printed and written to SLURM_TIMES.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import BIN, REPO, copy_workflow, env_with_bin, job_counts, run_snakemake
+from test_envs import load_rules
+
+pytestmark = pytest.mark.workflow
+
+GPU_RULES = ("score_base", "finetune_shard", "score_shard", "finetune_final")
+LOCAL_RULES = ("all", "prepare_data", "make_shard", "check_shards", "gather_scores", "select_topk")
+SHARDS = ["cand01", "cand02", "cand03", "cand04"]  # cand03 has wrong answers on purpose
+CLUSTER_GPUS = 2
+SLURM_TIMES = Path("/tmp/complementarity-slurm-test-times.txt")
+SNAKEMAKE_TIMEOUT_S = 900
+
+
+def write_small_config(workdir: Path) -> str:
+    """The default pipeline made small: 4 candidate shards, k=2, a smaller tiny model, 120 steps."""
+    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    cfg["sharding"]["files"] = [f"config/demo/shards/{s}.jsonl" for s in SHARDS]
+    cfg["selection"]["k"] = 2
+    cfg["base_model"]["tiny"].update(
+        vocab_size=300, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, pretrain_steps=40
+    )
+    # Enough steps that a shard job is cancelled mid-training, after a checkpoint (the retry resumes).
+    cfg["finetune"].update(epochs=1, max_steps=120, batch_size=8, checkpoint_every=5)
+    if "evaluation" in cfg:
+        cfg["evaluation"]["enabled"] = False  # baselines and test-set accuracy: not what this tests, and slow
+    (workdir / "config" / "small.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return "config/small.yaml"
+
+
+def dry_run_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """{rule: [its jobs' resource lines]} from a verbose dry run."""
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--verbose", *args],
+        cwd=workdir,
+        env={**env_with_bin(), **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    jobs: dict[str, list[str]] = {}
+    rule = None
+    for line in out.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+            jobs.setdefault(rule, [])
+        elif rule and line.strip().startswith("resources:"):
+            jobs[rule].append(line.strip())
+    return jobs
+
+
+def resources(line: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in line.removeprefix("resources:").replace(" ", "").split(","))
+
+
+# --- the profiles (no cluster needed) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_static"))
+    write_small_config(workdir)
+    return workdir
+
+
+def test_gpu_rules_ask_for_one_gpu_and_light_rules_stay_local(scratch):
+    # The default config: every rule the workflow has (evaluation included, when it is on).
+    jobs = dry_run_jobs(scratch, "--profile", "profiles/slurm")
+    gpu_rules = {rule for rule, lines in jobs.items() if any("gpu=" in line for line in lines)}
+    assert set(GPU_RULES) <= gpu_rules, f"rules without a GPU: {set(GPU_RULES) - gpu_rules}"
+    for rule in gpu_rules:
+        for line in jobs[rule]:
+            res = resources(line)
+            assert res["gpu"] == "1", line  # `gpu=1` -> sbatch --gpus=1 (never gpus=, see the profile)
+            assert "gpus" not in res and "tasks_per_gpu" not in res and "tasks" not in res, line
+            assert int(res["mem_mb"]) >= 8000 and int(res["runtime"]) >= 30 and int(res["cpus_per_task"]) >= 1, line
+    assert "build_base_model" not in gpu_rules, "the tiny model needs no GPU"
+    rules = load_rules(scratch)
+    local = {r for r, rule in rules.items() if rule["local"]}
+    assert set(LOCAL_RULES) <= local, f"light rules that would become SLURM jobs: {set(LOCAL_RULES) - local}"
+    assert not local & (gpu_rules | {"build_base_model"}), "the tiny model and the GPU steps are cluster jobs"
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert gpu_rules <= set(profile["set-resources"]) and gpu_rules <= set(profile["set-threads"]), (
+        "every GPU rule needs its SITE partition / GPU model and its cores in profiles/slurm"
+    )
+
+
+def test_slurm_profile_takes_site_values_from_the_command_line(scratch):
+    env = {
+        "COMPLEMENTARITY_SLURM_ACCOUNT": "",  # empty = unset: left out, the plugin guesses
+        "COMPLEMENTARITY_SLURM_PARTITION": "cpu",
+        "COMPLEMENTARITY_SLURM_GPU_PARTITION": "gpu",
+        "COMPLEMENTARITY_SLURM_GPU_MODEL": "a100",
+    }
+    jobs = dry_run_jobs(scratch, "--profile", "profiles/slurm", "--configfile", "config/small.yaml", env=env)
+    for rule in GPU_RULES:
+        res = resources(jobs[rule][0])
+        assert res["slurm_partition"] == "gpu" and res["gpu_model"] == "a100" and res["gpu"] == "1", res
+        assert "slurm_account" not in res
+    assert resources(jobs["build_base_model"][0])["slurm_partition"] == "cpu"
+    # Unset, the SITE keys are left out and the cluster's defaults apply.
+    unset = {k: "" for k in env}
+    res = resources(dry_run_jobs(scratch, "--profile", "profiles/slurm", env=unset)["finetune_shard"][0])
+    assert not {"slurm_partition", "slurm_account", "gpu_model"} & set(res), res
+
+
+def test_a_hub_base_model_is_fetched_by_a_local_rule(scratch):
+    cfg = yaml.safe_load((scratch / "config" / "small.yaml").read_text())
+    cfg["base_model"]["source"] = "acme/tiny-llama"
+    (scratch / "config" / "hub.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert load_rules(scratch, "config/hub.yaml")["build_base_model"]["local"]
+
+
+def test_every_slurm_profile_entry_is_commented():
+    lines = (REPO / "profiles" / "slurm" / "config.yaml").read_text().splitlines()
+    in_definitions = False
+    for i, line in enumerate(lines, start=1):
+        if in_definitions and (line.startswith(" ") or not line.strip()):
+            continue  # Python in the YTE definitions
+        in_definitions = line.startswith("__definitions__")
+        if line.strip() and not line.lstrip().startswith("#"):
+            assert " # " in line, f"profiles/slurm/config.yaml:{i}: no comment on {line!r}"
+
+
+def test_the_slurm_profile_names_only_real_rules(scratch):
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    rules = {line.split()[0] for line in run_snakemake(scratch, "--list-rules").stdout.splitlines() if line.strip()}
+    for key in ("set-threads", "set-resources"):
+        assert set(profile[key]) <= rules, f"{key} names unknown rules: {set(profile[key]) - rules}"
+    assert "resources" not in profile, "a global gpu limit would cap what each job asks SLURM for"
+
+
+@pytest.mark.parametrize(("visible", "expected"), [("0,1", 2), ("3", 1), ("", 0), ("-1", 0)])
+def test_local_profile_caps_gpu_jobs_to_the_gpus_present(monkeypatch, visible, expected):
+    import yte
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with open(REPO / "profiles" / "local" / "config.yaml") as f:
+        profile = yte.process_yaml(f, require_use_yte=True)
+    assert profile["resources"] == {"gpu": expected}
+
+
+# --- offline compute nodes: the base model is fetched once, on the submit node --------------------------
+
+
+def fake_hub_cache(cache: Path, repo_id: str, model_dir: Path) -> Path:
+    """A Hugging Face hub cache holding ``model_dir`` as the `main` snapshot of ``repo_id``."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in model_dir.iterdir():
+        if f.is_file() and f.name not in ("base_model.json", "metrics.json", "provenance.json"):
+            shutil.copy(f, snapshot / f.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "complementarity"), *args], env={**env_with_bin(), **env}, capture_output=True, text=True
+    )
+
+
+def test_a_hub_model_is_taken_from_the_cache_offline_and_recorded_as_a_local_folder(tiny_base, tmp_path):
+    from conftest import BASE_CFG
+
+    snapshot = fake_hub_cache(tmp_path / "hub", "acme/tiny-llama", tiny_base)
+    offline = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    cfg = json.dumps({**BASE_CFG, "source": "acme/tiny-llama"})
+    proc = cli("build-base-model", "--base-model", cfg, "--out", str(tmp_path / "base"), env=offline)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "base" / "base_model.json").read_text())
+    assert manifest["weights"] == str(snapshot) and manifest["revision"] is None
+    assert manifest["hub"] == {"repo_id": "acme/tiny-llama", "revision": None, "commit": snapshot.name}
+    assert not (tmp_path / "base" / "model.safetensors").exists(), "the cached weights must not be copied"
+
+    # A GPU job loads it from the snapshot folder: offline, and with no hub cache configured at all.
+    from complementarity.modeling import load_base
+
+    model, _, loaded = load_base(tmp_path / "base")
+    assert loaded["weights"] == str(snapshot) and sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_a_hub_model_missing_from_the_cache_offline_is_a_clear_error(tmp_path):
+    from conftest import BASE_CFG
+
+    offline = {"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    cfg = json.dumps({**BASE_CFG, "source": "acme/not-cached"})
+    proc = cli("build-base-model", "--base-model", cfg, "--out", str(tmp_path / "base"), env=offline)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert (
+        "acme/not-cached" in proc.stderr and "not in the hub cache" in proc.stderr and "HF_HUB_OFFLINE=1" in proc.stderr
+    )
+    assert not (tmp_path / "base").exists()
+
+
+def test_a_local_model_folder_is_recorded_not_copied(tiny_base, tmp_path):
+    from conftest import BASE_CFG
+
+    from complementarity.modeling import read_manifest, write_manifest
+
+    (tmp_path / "base").mkdir()
+    write_manifest(tmp_path / "base", {**BASE_CFG, "source": str(tiny_base)}, str(tiny_base))
+    manifest = read_manifest(tmp_path / "base")
+    assert manifest["weights"] == str(tiny_base) and "hub" not in manifest
+    assert [p.name for p in (tmp_path / "base").iterdir()] == ["base_model.json"]
+
+
+def test_a_fetched_snapshot_the_node_cannot_see_is_named(tmp_path):
+    from complementarity.errors import UserError
+    from complementarity.modeling import read_manifest
+
+    gone = {"repo_id": "acme/tiny-llama", "revision": None, "commit": "0" * 40}
+    manifest = {"source": "acme/tiny-llama", "weights": str(tmp_path / "no-such-snapshot"), "hub": gone}
+    (tmp_path / "base_model.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="HF_HOME or HF_HUB_CACHE"):
+        read_manifest(tmp_path)
+
+
+# --- a live single-node SLURM cluster --------------------------------------------------------------------
+
+
+def cluster_skip_reason() -> str | None:
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the live SLURM tests bring up a cluster with cluster/up.sh, which needs root (CI has it)"
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        return "SLURM is not installed and apt-get is not available to install it"
+    return None
+
+
+def record_time(name: str, seconds: float) -> None:
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {name}: {seconds:.1f} s"
+    print(f"\n[wall time] {line}")
+    with SLURM_TIMES.open("a") as f:
+        f.write(line + "\n")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A live single-node SLURM with fake GPUs: brought up here (and torn down after) unless it already runs."""
+    reason = cluster_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    # One test session at a time on this machine's cluster (engineers share machines).
+    lock = open("/tmp/complementarity-slurm-test.lock", "w")  # held until the module is done
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    started = time.monotonic()
+    was_up = (
+        bool(shutil.which("scontrol"))
+        and "UP" in subprocess.run(["scontrol", "ping"], capture_output=True, text=True).stdout
+    )
+    up = subprocess.run(["bash", str(REPO / "cluster" / "up.sh")], capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, f"cluster/up.sh failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}"
+    record_time("cluster/up.sh" + (" (already up)" if was_up else ""), time.monotonic() - started)
+    gres = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout
+    assert f"gpu:{CLUSTER_GPUS}" in gres, f"the cluster does not advertise gpu:{CLUSTER_GPUS} (sinfo: {gres.strip()})"
+    try:
+        yield
+    finally:
+        if not was_up:
+            down = subprocess.run(
+                ["bash", str(REPO / "cluster" / "down.sh")], capture_output=True, text=True, timeout=300
+            )
+            assert down.returncode == 0, f"cluster/down.sh failed:\n{down.stdout}\n{down.stderr}"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def slurm_jobs(min_id: int, name_prefix: str = "") -> dict[int, dict[str, str]]:
+    """SLURM jobs with an id above ``min_id`` (finished ones too: MinJobAge is an hour), from scontrol."""
+    out = subprocess.run(["scontrol", "-d", "-o", "show", "job"], capture_output=True, text=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\S+?)=(\S*)", line))
+        if int(fields.get("JobId", 0)) > min_id and fields.get("JobName", "").startswith(name_prefix):
+            jobs[int(fields["JobId"])] = fields
+    return jobs
+
+
+def last_job_id() -> int:
+    return max(slurm_jobs(0), default=0)
+
+
+def rule_of(job: dict[str, str]) -> tuple[str, str]:
+    """(rule, wildcards) from the job comment the plugin writes: rule_<rule>[_wildcards_<values>]."""
+    m = re.fullmatch(r"rule_(\w+?)(?:_wildcards_(.*))?", job.get("Comment", ""))
+    assert m, f"SLURM job {job['JobId']} has no Snakemake comment: {job.get('Comment')!r}"
+    return m.group(1), m.group(2) or ""
+
+
+SLURM_ARGS = [
+    "--profile", "profiles/slurm",
+    "--configfile", "config/small.yaml",
+    # The test override: check job states every second from the first second on, one thread per job
+    # (the test node has 2 real cores), and a short latency wait (a local filesystem).
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--set-threads", "build_base_model=1", "score_base=1", "finetune_shard=1", "score_shard=1", "finetune_final=1",
+    "--latency-wait", "5",
+]  # fmt: skip
+
+
+class SnakemakeOnSlurm:
+    """Snakemake started in the background (so a test can act on its jobs), polling SLURM meanwhile."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.first_id = last_job_id()
+        self.log = workdir / "snakemake-slurm.log"
+        self.polls: list[dict[int, dict[str, str]]] = []
+        self.cancelled: list[str] = []  # SLURM job ids a test cancelled
+        self.proc = subprocess.Popen(
+            [str(BIN / "snakemake"), *SLURM_ARGS],
+            cwd=workdir,
+            env=env_with_bin(),
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        self.started = time.monotonic()
+
+    def poll(self) -> dict[int, dict[str, str]]:
+        jobs = slurm_jobs(self.first_id, name_prefix="complementarity_")  # the profile's slurm-jobname-prefix
+        self.polls.append(jobs)
+        return jobs
+
+    def wait(self, until=None) -> None:
+        """Poll SLURM every 0.3 s until Snakemake exits (calling ``until(jobs)`` on each poll)."""
+        while self.proc.poll() is None:
+            jobs = self.poll()
+            if until is not None and until(jobs):
+                until = None
+            if time.monotonic() - self.started > SNAKEMAKE_TIMEOUT_S:
+                self.proc.send_signal(signal.SIGINT)  # Snakemake cancels its SLURM jobs on SIGINT
+                self.proc.wait(60)
+                pytest.fail(f"snakemake on SLURM ran past {SNAKEMAKE_TIMEOUT_S} s:\n{self.output()[-5000:]}")
+            time.sleep(0.3)
+        self.poll()
+        self.elapsed = time.monotonic() - self.started
+        assert self.proc.returncode == 0, f"snakemake on SLURM exited {self.proc.returncode}:\n{self.output()[-6000:]}"
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def local_run_started(tmp_path_factory):
+    """The same small pipeline with the local profile, started in the background (it overlaps the SLURM
+    run, which mostly waits on the scheduler): the selection SLURM must reproduce."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_local"))
+    write_small_config(workdir)
+    log = workdir / "snakemake-local.log"
+    args = ["--profile", "profiles/local", "--cores", "2", "--configfile", "config/small.yaml"]
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), *args], cwd=workdir, env=env_with_bin(), stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    yield proc, workdir, log, time.time()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+
+
+@pytest.fixture(scope="module")
+def local_run(local_run_started) -> Path:
+    proc, workdir, log, started = local_run_started
+    proc.wait(SNAKEMAKE_TIMEOUT_S)
+    assert proc.returncode == 0, f"the local run exited {proc.returncode}:\n{log.read_text()[-5000:]}"
+    # Its log was last written when it finished.
+    record_time("local run of the small pipeline (overlapping the SLURM run)", log.stat().st_mtime - started)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, local_run_started, tmp_path_factory) -> SnakemakeOnSlurm:
+    """The small pipeline on SLURM; while it runs, the fine-tune of shard cand02 is cancelled with scancel."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
+    write_small_config(workdir)
+    run = SnakemakeOnSlurm(workdir)
+
+    def cancel_running_shard_job(jobs):
+        for job in jobs.values():
+            checkpoint = workdir / "results" / "checkpoints" / "cand02" / "checkpoint.pt"
+            if rule_of(job) == ("finetune_shard", "cand02") and job["JobState"] == "RUNNING" and checkpoint.exists():
+                subprocess.run(["scancel", job["JobId"]], check=True)
+                run.cancelled.append(job["JobId"])
+                return True
+        return False
+
+    run.wait(until=cancel_running_shard_job)
+    record_time("SLURM run of the small pipeline, one shard job cancelled", run.elapsed)
+    return run
+
+
+def assert_same_selection(workdir: Path, local: Path) -> None:
+    sel = json.loads((workdir / "results" / "selection.json").read_text())
+    expected = json.loads((local / "results" / "selection.json").read_text())
+    assert sel["selected"] == expected["selected"] and sel["ranking"] == expected["ranking"], (sel, expected)
+    table = pd.read_csv(workdir / "results" / "complementarity.tsv", sep="\t")
+    expected_table = pd.read_csv(local / "results" / "complementarity.tsv", sep="\t")
+    pd.testing.assert_frame_equal(table, expected_table, rtol=1e-5)
+    assert (workdir / "results" / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_pipeline_on_slurm_runs_every_gpu_job_on_one_gpu_and_selects_as_a_local_run(slurm_run, local_run):
+    jobs = slurm_run.polls[-1]
+    attempts: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for job_id in sorted(jobs):
+        attempts.setdefault(rule_of(jobs[job_id]), []).append(jobs[job_id])
+    rules = {rule for rule, _ in attempts}
+    assert not rules & set(LOCAL_RULES), f"local rules ran as SLURM jobs: {rules & set(LOCAL_RULES)}"
+    expected = [("score_base", ""), ("finetune_final", "")] + [
+        (r, s) for r in ("finetune_shard", "score_shard") for s in SHARDS
+    ]
+    assert {("build_base_model", ""), *expected} <= set(attempts), sorted(attempts)
+
+    # Every GPU-rule job ran as a SLURM job (its last attempt completed) with exactly one GPU, as one task.
+    for key in expected:
+        assert attempts[key][-1]["JobState"] == "COMPLETED", attempts[key]
+        for job in attempts[key]:
+            assert job["TresPerJob"] == "gres:gpu:1" and job["JOB_GRES"] == "gpu:1", job
+            assert job["NumTasks"] == "1" and job["NumNodes"] == "1", job
+    assert attempts[("build_base_model", "")][0].get("JOB_GRES") in (None, "(null)"), "the tiny model got a GPU"
+
+    # While they ran: each running GPU job held its own GPU, never more than the node has.
+    most_at_once, waited_for_a_gpu = 0, False
+    for poll in slurm_run.polls:
+        gpu_jobs = [j for j in poll.values() if "gpu" in j.get("TresPerJob", "")]
+        running = [j for j in gpu_jobs if j["JobState"] == "RUNNING"]
+        indices = [re.search(r"IDX:(\d+)", j.get("GRES", "")) for j in running]
+        assert all(indices), f"a running GPU job has no GPU index: {running}"
+        assert len({m.group(1) for m in indices}) == len(running), f"two jobs on one GPU: {running}"
+        most_at_once = max(most_at_once, len(running))
+        waited_for_a_gpu |= any(j["JobState"] == "PENDING" and j["Reason"] == "Resources" for j in gpu_jobs)
+    assert 1 <= most_at_once <= CLUSTER_GPUS
+    assert waited_for_a_gpu, "no GPU job ever queued for a GPU: the node's GPU limit was not exercised"
+
+    # The same from SLURM's records of start and end times: at most 2 GPU jobs overlap.
+    gpu_jobs = [j for j in jobs.values() if "gpu" in j.get("TresPerJob", "")]
+    events = [(j[t], step) for j in gpu_jobs for t, step in (("StartTime", 1), ("EndTime", -1))]
+    running_now = peak = 0
+    for _, step in sorted(events):  # at the same second an end (-1) sorts before a start (+1)
+        running_now += step
+        peak = max(peak, running_now)
+    assert peak <= CLUSTER_GPUS, f"{peak} GPU jobs overlapped on a node with {CLUSTER_GPUS} GPUs"
+
+    assert_same_selection(slurm_run.workdir, local_run)
+    assert job_counts(run_snakemake(slurm_run.workdir, "-n", "--configfile", "config/small.yaml").stdout) == {}
+
+
+def test_a_cancelled_shard_job_is_retried_and_the_run_completes(slurm_run, local_run):
+    """scancel on a running finetune_shard job: Snakemake sees it fail, resubmits it (retries: 1), finishes."""
+    out = slurm_run.output()
+    assert slurm_run.cancelled, f"no finetune_shard job for cand02 was seen running:\n{out[-4000:]}"
+    jobs = slurm_run.polls[-1]
+    attempts = [jobs[i] for i in sorted(jobs) if rule_of(jobs[i]) == ("finetune_shard", "cand02")]
+    assert [j["JobState"] for j in attempts] == ["CANCELLED", "COMPLETED"], attempts
+    assert attempts[0]["JobId"] == slurm_run.cancelled[0]
+    assert f"SLURM-job '{slurm_run.cancelled[0]}' failed, SLURM status is: 'CANCELLED'" in out, out[-4000:]
+    assert "steps (100%) done" in out
+    # The retry resumed from the cancelled job's checkpoint, and still selects exactly as the local run.
+    metrics = json.loads((slurm_run.workdir / "results" / "shards" / "cand02" / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] is not None and metrics["resumed_from_step"] >= 5, metrics
+    assert_same_selection(slurm_run.workdir, local_run)
