@@ -235,6 +235,7 @@ def cmd_report(a) -> None:
     import pandas as pd
 
     from .report import comparisons, evaluation_table, figures, load_evaluations, markdown_report
+    from .tables import write_tsv
 
     evals = load_evaluations(a.evaluations)
     train_records = {}
@@ -243,9 +244,7 @@ def cmd_report(a) -> None:
         train_records[name] = json.loads(Path(path).read_text())["examples"]
     total = int(pd.read_csv(a.shards_table, sep="\t")["records"].sum())
     table = evaluation_table(evals, train_records, total, a.confidence)
-    out_tsv = Path(a.table)
-    table.to_csv(out_tsv.with_name(out_tsv.name + ".tmp"), sep="\t", index=False, float_format="%.6g")
-    out_tsv.with_name(out_tsv.name + ".tmp").replace(out_tsv)
+    write_tsv(table, a.table)
     complementarity = pd.read_csv(a.complementarity, sep="\t", dtype={"shard": str})
     selection = json.loads(Path(a.selection).read_text())
     comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)

@@ -110,20 +110,23 @@ def eval_models():
     return models
 
 
+def adapter_dir(model):
+    """The adapter folder of an evaluated model (None for the base model)."""
+    if model == "base":
+        return None
+    if model == "final":
+        return "results/final"
+    if model == "all_data":
+        return "results/baselines/all_data"
+    if model.startswith("random_k_seed"):
+        return f"results/baselines/random_k/seed{model.removeprefix('random_k_seed')}/adapter"
+    return f"results/shards/{model.removeprefix('shard-')}"
+
+
 def get_eval_adapter(wildcards):
-    """The adapter folder of an evaluated model ({} for the base model)."""
-    m = wildcards.model
-    if m == "base":
-        return {}
-    if m == "final":
-        return {"adapter": "results/final"}
-    if m == "all_data":
-        return {"adapter": "results/baselines/all_data"}
-    if m.startswith("random_k_seed"):
-        return {
-            "adapter": f"results/baselines/random_k/seed{m.removeprefix('random_k_seed')}/adapter"
-        }
-    return {"adapter": f"results/shards/{m.removeprefix('shard-')}"}
+    """Named input of evaluate_model: the model's adapter ({} for the base model)."""
+    path = adapter_dir(wildcards.model)
+    return {"adapter": path} if path else {}
 
 
 def eval_settings():
@@ -148,7 +151,6 @@ def get_random_shards(wildcards):
 
 
 def get_adapter_dirs():
+    """(model names, adapter folders) of every evaluated model but the base."""
     models = [m for m in eval_models() if m != "base"]
-    return models, [
-        get_eval_adapter(type("W", (), {"model": m}))["adapter"] for m in models
-    ]
+    return models, [adapter_dir(m) for m in models]
