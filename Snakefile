@@ -3,6 +3,7 @@
 #
 #   snakemake --profile profiles/local                          # embedded tiny default, CPU
 #   snakemake --profile profiles/local --configfile config/paper.yaml -n    # paper setup, dry run
+#   snakemake --profile profiles/local study                    # does Complementarity predict accuracy?
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -24,6 +25,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/study.smk"
 
 
 localrules:
@@ -34,6 +36,9 @@ localrules:
     select_topk,
     select_random,
     report,
+    study,
+    study_data,
+    analyze_study,
 
 
 rule all:

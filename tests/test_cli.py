@@ -143,6 +143,43 @@ def test_scoring_several_adapters_in_one_job_equals_one_at_a_time(
     assert both["arith"]["arithmetic"]["nll"] != both["units"]["arithmetic"]["nll"]
 
 
+def test_adapters_with_the_same_config_are_copied_in_and_others_loaded_the_peft_way(
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    """Scoring A, B (same LoRA config: tensors copied in place), C (rank 2: PEFT load), then A again."""
+    same, other_rank = tmp_path / "same", tmp_path / "rank2"
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], same, max_steps=5)
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], other_rank, max_steps=5, lora_r=2, lora_alpha=4)
+    pairs = [f"a={arithmetic_adapter}", f"b={same}", f"c={other_rank}", f"a2={arithmetic_adapter}"]
+    proc = run_cli(
+        "score", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
+        "--validation", *[f"{d}={demo_prepared / d / 'validation.jsonl'}" for d in DOMAINS],
+        "--adapter", *pairs, "--out", str(tmp_path / "all.json"),
+    )  # fmt: skip
+    assert "scored b (weights copied)" in proc.stderr and "scored c (loaded)" in proc.stderr
+    together = json.loads((tmp_path / "all.json").read_text())["scores"]
+    for name, path in (("a", arithmetic_adapter), ("b", same), ("c", other_rank)):
+        alone = _score(tiny_base, demo_prepared, tmp_path / f"{name}.json", f"{name}={path}")[name]
+        for d in DOMAINS:
+            assert math.isclose(together[name][d]["nll"], alone[d]["nll"], rel_tol=1e-6), (name, d)
+    assert all(math.isclose(together["a"][d]["nll"], together["a2"][d]["nll"], rel_tol=1e-6) for d in DOMAINS)
+
+
+def test_length_batches_bound_padding_and_batch_size():
+    import random
+
+    from complementarity.scoring import length_batches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 60) for _ in range(500)]
+    batches = length_batches(lengths, batch_size=32, max_padding=0.1)
+    assert sorted(i for b in batches for i in b) == list(range(500))  # every example exactly once
+    for b in batches:
+        widths = [lengths[i] for i in b]
+        assert len(b) <= 32 and 1 - sum(widths) / (len(b) * max(widths)) <= 0.1
+    assert len(length_batches([10] * 100, batch_size=32)) == 4  # equal lengths fill whole batches
+
+
 def test_final_finetune_uses_only_the_selected_shards(tiny_base, demo_prepared, tmp_path):
     shards = []
     for d in ("arithmetic", "sort", "units"):

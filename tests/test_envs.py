@@ -87,7 +87,7 @@ ENV_FILES = sorted(ENVS.glob("*.yaml"))
 @pytest.mark.parametrize("configfile", [None, "config/paper.yaml"])
 def test_every_rule_that_runs_something_names_an_env_in_envs(configfile):
     rules = load_rules(REPO, *([configfile] if configfile else []))
-    assert {"finetune_shard", "score_shard", "prepare_data", "select_topk"} <= set(rules)
+    assert {"finetune_shard", "score_group", "prepare_data", "select_topk", "finetune_study"} <= set(rules)
     for name, rule in rules.items():
         if not rule["runs"]:
             continue

@@ -28,7 +28,8 @@ from test_envs import load_rules
 
 pytestmark = pytest.mark.workflow
 
-GPU_RULES = ("score_base", "finetune_shard", "score_shard", "finetune_final")
+GPU_RULES = ("score_base", "finetune_shard", "score_group", "finetune_final")
+STUDY_GPU_RULES = ("finetune_study", "finetune_shard_seed", "evaluate_model")
 LOCAL_RULES = ("all", "prepare_data", "make_shard", "check_shards", "gather_scores", "select_topk")
 SHARDS = ["cand01", "cand02", "cand03", "cand04"]  # cand03 has wrong answers on purpose
 CLUSTER_GPUS = 2
@@ -41,6 +42,7 @@ def write_small_config(workdir: Path) -> str:
     cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     cfg["sharding"]["files"] = [f"config/demo/shards/{s}.jsonl" for s in SHARDS]
     cfg["selection"]["k"] = 2
+    cfg["scoring"]["group_size"] = 2  # two scoring jobs of two adapters each
     cfg["base_model"]["tiny"].update(
         vocab_size=300, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, pretrain_steps=40
     )
@@ -105,6 +107,17 @@ def test_gpu_rules_ask_for_one_gpu_and_light_rules_stay_local(scratch):
     local = {r for r, rule in rules.items() if rule["local"]}
     assert set(LOCAL_RULES) <= local, f"light rules that would become SLURM jobs: {set(LOCAL_RULES) - local}"
     assert not local & (gpu_rules | {"build_base_model"}), "the tiny model and the GPU steps are cluster jobs"
+    # The study's rules too (with 2 seeds, so the extra-seed shard fine-tunes are in the DAG).
+    cfg = yaml.safe_load((scratch / "config" / "config.yaml").read_text())
+    cfg["study"]["seeds"] = 2
+    (scratch / "config" / "study2.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    study = dry_run_jobs(scratch, "--profile", "profiles/slurm", "--configfile", "config/study2.yaml", "study")
+    study_gpu = {rule for rule, lines in study.items() if any("gpu=" in line for line in lines)}
+    assert set(STUDY_GPU_RULES) <= study_gpu, f"study rules without a GPU: {set(STUDY_GPU_RULES) - study_gpu}"
+    for rule in study_gpu:
+        assert all(resources(line)["gpu"] == "1" for line in study[rule]), rule
+    assert {"study", "study_data", "analyze_study"} <= local, "the study's light rules run on the submit node"
+    gpu_rules |= study_gpu
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert gpu_rules <= set(profile["set-resources"]) and gpu_rules <= set(profile["set-threads"]), (
         "every GPU rule needs its SITE partition / GPU model and its cores in profiles/slurm"
@@ -286,8 +299,11 @@ def cluster():
         yield
     finally:
         if not was_up:
+            # --purge removes the slurm.conf up.sh wrote: with a config but no controller, `scontrol` blocks
+            # ~9 s, and the SLURM executor plugin runs it when Snakemake imports it: every later snakemake
+            # command in the session (the workflow tests) would wait that long.
             down = subprocess.run(
-                ["bash", str(REPO / "cluster" / "down.sh")], capture_output=True, text=True, timeout=300
+                ["bash", str(REPO / "cluster" / "down.sh"), "--purge"], capture_output=True, text=True, timeout=300
             )
             assert down.returncode == 0, f"cluster/down.sh failed:\n{down.stdout}\n{down.stderr}"
         fcntl.flock(lock, fcntl.LOCK_UN)
@@ -322,7 +338,7 @@ SLURM_ARGS = [
     # The test override: check job states every second from the first second on, one thread per job
     # (the test node has 2 real cores), and a short latency wait (a local filesystem).
     "--slurm-init-seconds-before-status-checks", "1",
-    "--set-threads", "build_base_model=1", "score_base=1", "finetune_shard=1", "score_shard=1", "finetune_final=1",
+    "--set-threads", "build_base_model=1", "score_base=1", "finetune_shard=1", "score_group=1", "finetune_final=1",
     "--latency-wait", "5",
 ]  # fmt: skip
 
@@ -434,9 +450,9 @@ def test_pipeline_on_slurm_runs_every_gpu_job_on_one_gpu_and_selects_as_a_local_
         attempts.setdefault(rule_of(jobs[job_id]), []).append(jobs[job_id])
     rules = {rule for rule, _ in attempts}
     assert not rules & set(LOCAL_RULES), f"local rules ran as SLURM jobs: {rules & set(LOCAL_RULES)}"
-    expected = [("score_base", ""), ("finetune_final", "")] + [
-        (r, s) for r in ("finetune_shard", "score_shard") for s in SHARDS
-    ]
+    # scoring.group_size 2 in the small config: two scoring jobs of two shard models each.
+    expected = [("score_base", ""), ("finetune_final", ""), ("score_group", "shards-1"), ("score_group", "shards-2")]
+    expected += [("finetune_shard", s) for s in SHARDS]
     assert {("build_base_model", ""), *expected} <= set(attempts), sorted(attempts)
 
     # Every GPU-rule job ran as a SLURM job (its last attempt completed) with exactly one GPU, as one task.

@@ -61,7 +61,8 @@ def test_lint_is_clean(configfile):
 
 def test_dry_run_has_one_finetune_and_score_job_per_shard(scratch):
     counts = dry_run(scratch)
-    assert counts["finetune_shard"] == 10 and counts["score_shard"] == 10 and counts["make_shard"] == 10
+    # scoring.group_size 5: the 10 shard models are scored by 2 jobs, one base-model load each.
+    assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shard"] == 10
     for rule in (
         "prepare_data",
         "check_shards",
@@ -85,7 +86,7 @@ def test_dry_run_random_strategy_makes_n_shards(scratch):
 def test_paper_config_builds_its_dag_offline(scratch):
     proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/paper.yaml")
     counts = job_counts(proc.stdout)
-    assert counts["finetune_shard"] == 10 and counts["score_shard"] == 10 and counts["make_shards"] == 1
+    assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shards"] == 1
     for domain in ("math", "coding", "medicine", "physics"):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
     assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
@@ -170,6 +171,61 @@ def test_default_run_avoids_the_corrupted_shards(default_run):
     assert set(table["shard"].tail(len(corrupted))) == corrupted, table.to_string()
 
 
+def test_study_target_on_the_default_run(default_run):
+    """`snakemake study` reuses the main run's models and scores; tables carry CIs and point counts."""
+    before = dry_run(default_run, "study")
+    # 4 single + 6 pair models; shard models are reused (not retrained), only evaluated.
+    assert before == {
+        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 20,
+        "analyze_study": 1, "study": 1,
+    }  # fmt: skip
+    run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "study")
+    out = default_run / "results" / "study"
+
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["examples_per_model"] == 400 and len(manifest["models"]) == 10
+    assert all(m["records"] == 400 for m in manifest["models"].values())
+
+    corr = pd.read_csv(out / "correlation.tsv", sep="\t")
+    assert set(corr["scope"]) == {"all", *DEMO_DOMAINS} and set(corr["method"]) == {"pearson", "spearman"}
+    assert (corr.loc[corr["scope"] == "all", "n"] == 40).all()  # 10 models x 4 evaluated domains
+    assert (corr.loc[corr["scope"] != "all", "n"] == 10).all()
+    defined = corr.dropna(subset=["r"])
+    assert len(defined) and defined["r"].between(-1, 1).all()
+    assert (defined["low"] <= defined["high"]).all()
+    points = pd.read_csv(out / "correlation_points.tsv", sep="\t")
+    assert len(points) == 40 and points["in_domain"].sum() == 4 + 6 * 2
+    pearson_all = corr[(corr["scope"] == "all") & (corr["method"] == "pearson")].iloc[0]
+    expected = points[["complementarity", "delta_score"]].corr().iloc[0, 1]
+    assert pearson_all["r"] == pytest.approx(expected) or (pd.isna(pearson_all["r"]) and pd.isna(expected))
+
+    pred = pd.read_csv(out / "predictors.tsv", sep="\t")
+    assert list(pred["scope"]) == ["all", *DEMO_DOMAINS]
+    assert (pred["n_models"] == 10).all() and (pred["draws"] == 20).all()
+    assert pred.set_index("scope").loc["arithmetic", "test_validation_items"] == 20
+    assert pred.set_index("scope").loc["arithmetic", "remaining_items"] == 180
+    draws = pd.read_csv(out / "predictor_draws.tsv", sep="\t")
+    assert len(draws) == 5 * 20
+
+    seeds = pd.read_csv(out / "seed_selection.tsv", sep="\t")
+    sel = json.loads((default_run / "results" / "selection.json").read_text())
+    assert set(seeds.loc[seeds["selected"] == 1, "shard"]) == set(sel["selected"])  # seed 0 = the main run
+
+    report = (out / "report.md").read_text()
+    assert "Smoke run on the embedded tiny model" in report and "On this run, averaged over" in report
+    assert "| all | 40 |" in report
+    for fig in ("correlation", "predictors", "seed_selection"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 5000, fig
+    assert dry_run(default_run, "study") == {}
+    # Analysis settings rerun the analysis only; more seeds add the extra-seed fine-tunes and their scoring.
+    path = write_config(default_run, "draws.yaml", lambda cfg: cfg["study"].update(test_validation_draws=5))
+    assert dry_run(default_run, "study", "--configfile", path) == {"analyze_study": 1, "study": 1}
+    path = write_config(default_run, "seeds.yaml", lambda cfg: cfg["study"].update(seeds=2))
+    assert dry_run(default_run, "study", "--configfile", path) == {
+        "finetune_shard_seed": 10, "score_group": 2, "analyze_study": 1, "study": 1,
+    }  # fmt: skip
+
+
 def test_changing_k_reruns_only_selection_and_final(default_run):
     path = write_config(default_run, "k3.yaml", lambda cfg: cfg["selection"].update(k=3))
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
@@ -205,7 +261,8 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     lines = shard_file.read_text().splitlines(keepends=True)
     shard_file.write_text("".join(lines[:-1]))  # drop one record
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
-    expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_shard": 1}
+    # Its scoring group (cand01-cand05, scoring.group_size 5) is rescored: one job, one base-model load.
+    expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
     with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
@@ -215,14 +272,16 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     proc = run_snakemake(default_run, "-n")
     assert job_counts(proc.stdout) == expected
     assert "wildcards: shard=cand05" in proc.stdout and "shard=cand01" not in proc.stdout
+    assert "wildcards: group=shards-1" in proc.stdout and "group=shards-2" not in proc.stdout
 
     other = default_run / "results" / "shards" / "cand01" / "adapter_model.safetensors"
     before = os.stat(other).st_mtime_ns
-    run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2")
+    # Executed up to the final model (the baselines' reruns are the dry run's business; they cost minutes).
+    run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "results/final")
     assert os.stat(other).st_mtime_ns == before, "an unaffected shard was retrained"
     shard_rows = sum(1 for _ in open(default_run / "results" / "data" / "shards" / "cand05.jsonl"))
     assert shard_rows == len(lines) - 1
-    assert dry_run(default_run) == {}
+    assert dry_run(default_run, "results/final") == {}
 
 
 # --- real data, through the same loaders the paper config uses -----------------------------------------

@@ -25,6 +25,10 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text[:80]!r}") from exc
 
 
+def _optional_int(text: str) -> int | None:
+    return None if text in ("null", "none", "None", "") else int(text)
+
+
 def _pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
@@ -257,6 +261,25 @@ def cmd_report(a) -> None:
     tmp.replace(a.report)
 
 
+def cmd_study_data(a) -> None:
+    from .study import write_study_data
+
+    write_study_data(dict(a.train), a.models, a.out_dir, examples=a.examples, seed=a.seed)
+
+
+def cmd_study(a) -> None:
+    from .study import run_study
+
+    seed_scores: dict[int, list[str]] = {}
+    for seed, path in a.seed_scores:
+        seed_scores.setdefault(int(seed), []).append(path)
+    run_study(
+        base_scores=a.base_scores, study_scores=a.study_scores, seed_scores=seed_scores, evaluations=a.evaluations,
+        study_manifest=a.study_manifest, metric=a.metric, weights=a.weights, k=a.k, settings=a.settings,
+        confidence=a.confidence, resamples=a.resamples, tiny=a.tiny, out_dir=a.out_dir,
+    )  # fmt: skip
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -374,6 +397,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--table", required=True, help="output evaluation.tsv")
     sp.add_argument("--report", required=True, help="output report.md")
     sp.add_argument("--figures", required=True, help="output folder for the figures")
+
+    sp = add("study-data", cmd_study_data, "Training sets of the study's single- and pair-domain models (equal sizes).")
+    sp.add_argument("--train", type=_pair, nargs="+", required=True, help="DOMAIN=FILE prepared training sets")
+    sp.add_argument("--models", type=_json, required=True, help="JSON: model id -> the domains it trains on")
+    sp.add_argument(
+        "--examples", type=_optional_int, default=None, help="examples per model; null = the smallest domain's size"
+    )
+    sp.add_argument("--seed", type=int, default=0, help="sampling seed")
+    sp.add_argument("--out-dir", required=True, help="writes OUT_DIR/<model>.jsonl and manifest.json")
+
+    sp = add("study", cmd_study, "The study's analyses: correlation, predictor comparison, seed variance.")
+    sp.add_argument("--base-scores", required=True, help="scores JSON of the base model")
+    sp.add_argument("--study-scores", nargs="+", required=True, help="scores JSON of the study models")
+    sp.add_argument("--seed-scores", type=_pair, nargs="+", required=True, help="SEED=FILE shard scores per seed")
+    sp.add_argument("--evaluations", nargs="+", required=True, help="evaluation JSON files (model = file stem)")
+    sp.add_argument("--study-manifest", required=True, help="manifest.json from study-data")
+    sp.add_argument("--metric", required=True, help="relative | absolute")
+    sp.add_argument("--weights", type=_json, default={}, help="JSON: domain weights of the selection")
+    sp.add_argument("--k", type=int, required=True, help="shards selected (for the seed analysis)")
+    sp.add_argument("--settings", type=_json, required=True, help="JSON: config `study` section")
+    sp.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    sp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    sp.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
+    sp.add_argument("--out-dir", required=True, help="writes tables, report.md and figures/ here")
     return p
 
 

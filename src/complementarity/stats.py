@@ -4,6 +4,9 @@
   approximation at small n or near 0 and 1).
 - :func:`paired_bootstrap` — the difference of two models' accuracies on the *same* test items,
   resampling items with replacement, so the shared item difficulty cancels out.
+- :func:`pearson`, :func:`spearman` (average ranks for ties, as SciPy), :func:`bootstrap_correlation`
+  (percentile CI resampling points) and :func:`linear_fit`, for the study's correlation analyses.
+  Undefined correlations (a constant variable) are NaN, never 0.
 """
 
 from __future__ import annotations
@@ -56,3 +59,135 @@ def paired_bootstrap(
         "p_better": p_better,
         "n": len(d),
     }
+
+
+# --- correlation -------------------------------------------------------------------------------------
+
+
+def rankdata(values):
+    """Ranks 1..n with ties given their average rank (SciPy's ``rankdata(method="average")``)."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    sorted_a = a[order]
+    # Start of each run of equal values, and the average rank of every run.
+    starts = np.r_[True, sorted_a[1:] != sorted_a[:-1]]
+    run_id = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(a)] - 1
+    avg = (first + last) / 2 + 1
+    ranks = np.empty(len(a), dtype=float)
+    ranks[order] = avg[run_id]
+    return ranks
+
+
+def pearson(x, y) -> float:
+    """Pearson's r; NaN when fewer than 2 points or either variable is constant (r is undefined then)."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"correlation needs paired values: {len(x)} != {len(y)}")
+    if len(x) < 2:
+        return float("nan")
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy = float(dx @ dx), float(dy @ dy)
+    # Relative tolerance: values equal up to rounding are constant, not "almost perfectly correlated".
+    if sxx <= 1e-24 * max(1.0, float(x @ x)) or syy <= 1e-24 * max(1.0, float(y @ y)):
+        return float("nan")
+    r = float(dx @ dy) / math.sqrt(sxx * syy)
+    return max(-1.0, min(1.0, r))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rho: Pearson's r of the average ranks (ties handled as SciPy does)."""
+    return pearson(rankdata(x), rankdata(y))
+
+
+CORRELATIONS = {"pearson": pearson, "spearman": spearman}
+
+
+def rank_rows(a):
+    """:func:`rankdata` of every row of a 2-D array at once (average ranks for ties)."""
+    import numpy as np
+
+    a = np.asarray(a, dtype=float)
+    rows, n = a.shape
+    order = np.argsort(a, axis=1, kind="mergesort")
+    s = np.take_along_axis(a, order, axis=1)
+    pos = np.broadcast_to(np.arange(n), (rows, n))
+    start = np.ones((rows, n), dtype=bool)
+    start[:, 1:] = s[:, 1:] != s[:, :-1]
+    end = np.ones((rows, n), dtype=bool)
+    end[:, :-1] = start[:, 1:]
+    first = np.maximum.accumulate(np.where(start, pos, 0), axis=1)  # first index of each tie run
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(end, pos, n), axis=1), axis=1), axis=1)
+    ranks = np.empty_like(s)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return ranks
+
+
+def pearson_rows(x, y):
+    """:func:`pearson` of every row pair of two 2-D arrays (NaN where a row is constant)."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx = x - x.mean(axis=1, keepdims=True)
+    dy = y - y.mean(axis=1, keepdims=True)
+    sxx, syy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1)
+    tol_x = 1e-24 * np.maximum(1.0, (x * x).sum(axis=1))
+    tol_y = 1e-24 * np.maximum(1.0, (y * y).sum(axis=1))
+    ok = (sxx > tol_x) & (syy > tol_y) & (x.shape[1] >= 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (dx * dy).sum(axis=1) / np.sqrt(sxx * syy)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def spearman_rows(x, y):
+    """:func:`spearman` of every row pair of two 2-D arrays."""
+    return pearson_rows(rank_rows(x), rank_rows(y))
+
+
+ROW_CORRELATIONS = {"pearson": pearson_rows, "spearman": spearman_rows}
+
+
+def bootstrap_correlation(
+    x, y, *, method: str = "pearson", resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
+    """The correlation, its percentile bootstrap CI (resampling (x, y) pairs), and the number of points.
+
+    A resample in which one variable is constant has no correlation; those are left out of the interval
+    and counted in ``undefined`` (a large count means the CI rests on few resamples; say so).
+    """
+    import numpy as np
+
+    fn = CORRELATIONS[method]
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    r = fn(x, y)
+    n = len(x)
+    out = {"r": r, "low": float("nan"), "high": float("nan"), "n": n, "undefined": resamples}
+    if n < 3 or math.isnan(r):
+        return out
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    rs = ROW_CORRELATIONS[method](x[idx], y[idx])
+    ok = rs[~np.isnan(rs)]
+    alpha = (1 - confidence) / 2
+    out["undefined"] = int(resamples - len(ok))
+    if len(ok):
+        out["low"], out["high"] = float(np.quantile(ok, alpha)), float(np.quantile(ok, 1 - alpha))
+    return out
+
+
+def linear_fit(x, y) -> tuple[float, float]:
+    """Least-squares (slope, intercept); NaNs when x is constant."""
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    if len(x) < 2 or sxx == 0:
+        return float("nan"), float("nan")
+    slope = float(dx @ (y - y.mean())) / sxx
+    return slope, float(y.mean() - slope * x.mean())

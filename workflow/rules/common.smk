@@ -12,6 +12,7 @@ from pathlib import Path
 
 from complementarity.config import shard_files, shard_ids, validate_config
 from complementarity.errors import ConfigError
+from complementarity.study import study_models
 
 try:
     validate_config(config, base_dir=Path.cwd())
@@ -24,9 +25,63 @@ SHARDS = shard_ids(config)
 STRATEGY = config["sharding"]["strategy"]
 
 
+# The study (snakemake study): single- and pair-domain models, and extra fine-tuning seeds per shard
+# (the first seed is the main run's, so its shard models are reused).
+STUDY = config["study"]
+STUDY_MODELS = study_models(DOMAINS, STUDY["pairs"])
+STUDY_SEEDS = [config["finetune"]["seed"] + i for i in range(STUDY["seeds"])]
+
+# --- scoring groups ---------------------------------------------------------------------------------
+# Each scoring job loads the base model once and scores up to scoring.group_size adapters.
+SCORE_GROUPS = {}  # group id -> {adapter name: adapter folder}
+
+
+def add_score_groups(prefix, adapters):
+    """Split {adapter name: folder} into groups of scoring.group_size; register them, return their ids."""
+    size = config["scoring"]["group_size"]
+    items = list(adapters.items())
+    width = len(str(max(1, -(-len(items) // size))))
+    ids = []
+    for n, start in enumerate(range(0, len(items), size), start=1):
+        gid = f"{prefix}-{n:0{width}d}"
+        SCORE_GROUPS[gid] = dict(items[start : start + size])
+        ids.append(gid)
+    return ids
+
+
+SHARD_GROUPS = add_score_groups("shards", {s: f"results/shards/{s}" for s in SHARDS})
+STUDY_GROUPS = add_score_groups(
+    "study", {m: f"results/study/models/{m}" for m in STUDY_MODELS}
+)
+SEED_GROUPS = {STUDY_SEEDS[0]: SHARD_GROUPS} | {
+    seed: add_score_groups(
+        f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in SHARDS}
+    )
+    for seed in STUDY_SEEDS[1:]
+}
+
+
+def get_group_adapters(wildcards):
+    """The adapter folders of one scoring group."""
+    return list(SCORE_GROUPS[wildcards.group].values())
+
+
+def group_adapter_args(wildcards, input):
+    """``NAME=ADAPTER_DIR`` pairs for the score command."""
+    names = SCORE_GROUPS[wildcards.group]
+    return " ".join(f"{n}={p}" for n, p in zip(names, input.adapters))
+
+
+def group_scores(groups):
+    return expand("results/scores/{group}.json", group=groups)
+
+
 wildcard_constraints:
     shard="|".join(map(re.escape, SHARDS)),
     domain="|".join(map(re.escape, DOMAINS)),
+    group="|".join(map(re.escape, SCORE_GROUPS)),
+    study_model="|".join(map(re.escape, STUDY_MODELS)),
+    seed=r"\d+",
 
 
 def as_json(value):
@@ -118,6 +173,8 @@ def adapter_dir(model):
         return "results/final"
     if model == "all_data":
         return "results/baselines/all_data"
+    if model.startswith("study-"):
+        return f"results/study/models/{model.removeprefix('study-')}"
     if model.startswith("random_k_seed"):
         return f"results/baselines/random_k/seed{model.removeprefix('random_k_seed')}/adapter"
     return f"results/shards/{model.removeprefix('shard-')}"
@@ -154,3 +211,27 @@ def get_adapter_dirs():
     """(model names, adapter folders) of every evaluated model but the base."""
     models = [m for m in eval_models() if m != "base"]
     return models, [adapter_dir(m) for m in models]
+
+
+# --- the study ---------------------------------------------------------------------------------------
+
+
+def study_eval_models():
+    """Models the study evaluates: the base, every single/pair-domain model, every shard model."""
+    if not TESTED:
+        raise WorkflowError(
+            "study: no domain has a `test` set; the study compares Complementarity with test accuracy, "
+            "so add domains.<name>.test to at least one domain"
+        )
+    return (
+        ["base"] + [f"study-{m}" for m in STUDY_MODELS] + [f"shard-{s}" for s in SHARDS]
+    )
+
+
+def seed_score_args(wildcards, input):
+    """``SEED=FILE`` pairs: the shard scores of every fine-tuning seed."""
+    return " ".join(
+        f"{seed}=results/scores/{g}.json"
+        for seed in STUDY_SEEDS
+        for g in SEED_GROUPS[seed]
+    )

@@ -1,6 +1,6 @@
 """Fan-in: the Complementarity table, top-k selection, and the final fine-tune.
 
-REQUIRED INPUTS: results/scores/base.json, results/scores/shards/*.json, the shard data.
+REQUIRED INPUTS: results/scores/base.json, results/scores/shards-*.json, the shard data.
 OUTPUTS: results/complementarity.tsv, results/scores/losses.tsv, results/selection.json,
 results/final/ (PEFT adapter of M fine-tuned on the union of the k selected shards).
 """
@@ -10,7 +10,7 @@ rule gather_scores:
     """C(M_i, V_j) for every shard and domain, and the mean over domains; best shard first."""
     input:
         base="results/scores/base.json",
-        shards=expand("results/scores/shards/{shard}.json", shard=SHARDS),
+        shards=group_scores(SHARD_GROUPS),
     output:
         table=report(
             "results/complementarity.tsv",

@@ -1,8 +1,9 @@
-"""Fan-out: one LoRA fine-tune and one scoring job per candidate shard.
+"""Fan-out: one LoRA fine-tune per candidate shard, and scoring jobs of scoring.group_size adapters each.
 
 REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, validation sets.
 OUTPUTS: results/shards/{shard}/ (PEFT adapter + metrics.json + train_config.json),
-results/scores/shards/{shard}.json (L_{M_i} on every domain's validation set).
+results/scores/{group}.json (L_{M_i} on every domain's validation set, for each adapter of the group;
+groups shards-1, shards-2, ... hold the shard models, study-* and seed*-* the study's models).
 """
 
 
@@ -32,6 +33,8 @@ rule finetune_shard:
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
+        name=lambda wildcards: wildcards.shard,
+        checkpoints=lambda wildcards: f"results/checkpoints/{wildcards.shard}",
     shell:
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
@@ -39,25 +42,28 @@ rule finetune_shard:
         " --base-model {params.base_model:q}"
         " --finetune {params.finetune:q}"
         " --train {input.train:q}"
-        " --name {wildcards.shard}"
-        " --checkpoint-dir results/checkpoints/{wildcards.shard}"
+        " --name {params.name}"
+        " --checkpoint-dir {params.checkpoints:q}"
         " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 
 
-rule score_shard:
-    """Mean NLL per response token of M_i on every domain's validation set (base loaded once)."""
+rule score_group:
+    """Mean NLL per response token of each adapter of a group on every domain's validation set.
+
+    The base model is loaded once per job and the group's adapters are swapped in turn.
+    """
     input:
         base="results/base_model",
-        adapter="results/shards/{shard}",
+        adapters=get_group_adapters,
         validation=get_prepared("validation"),
     output:
-        scores="results/scores/shards/{shard}.json",
+        scores="results/scores/{group}.json",
     log:
-        "logs/score_shard/{shard}.log",
+        "logs/score_group/{group}.log",
     benchmark:
-        "benchmarks/score_shard/{shard}.tsv"
+        "benchmarks/score_group/{group}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: 2
@@ -71,13 +77,14 @@ rule score_shard:
         max_seq_len=config["finetune"]["max_seq_len"],
         batch_size=config["scoring"]["batch_size"],
         validation=validation_args,
+        adapters=group_adapter_args,
     shell:
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity score"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"
         " --validation {params.validation}"
-        " --adapter {wildcards.shard}={input.adapter:q}"
+        " --adapter {params.adapters}"
         " --max-seq-len {params.max_seq_len}"
         " --batch-size {params.batch_size}"
         " --out {output.scores:q}"
