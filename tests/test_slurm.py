@@ -111,7 +111,7 @@ def test_gpu_rules_ask_for_one_gpu_and_light_rules_stay_local(scratch):
     cfg = yaml.safe_load((scratch / "config" / "config.yaml").read_text())
     cfg["study"]["seeds"] = 2
     (scratch / "config" / "study2.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    study = dry_run_jobs(scratch, "--profile", "profiles/slurm", "--configfile", "config/study2.yaml", "study")
+    study = dry_run_jobs(scratch, "study", "--profile", "profiles/slurm", "--configfile", "config/study2.yaml")
     study_gpu = {rule for rule, lines in study.items() if any("gpu=" in line for line in lines)}
     assert set(STUDY_GPU_RULES) <= study_gpu, f"study rules without a GPU: {set(STUDY_GPU_RULES) - study_gpu}"
     for rule in study_gpu:

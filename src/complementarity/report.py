@@ -176,13 +176,12 @@ def markdown_report(
     return "\n".join(lines) + "\n"
 
 
-def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Path, *, confidence: float) -> list[Path]:
-    """Heatmap of the Complementarity matrix, accuracy bars with CIs, and (with shard models) the scatter."""
+def figure_writer(out_dir: str | Path):
+    """(pyplot, ``save(fig, name)`` writing ``name``.png and .svg into ``out_dir``, the list of paths written)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,6 +193,15 @@ def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Pa
             fig.savefig(path, dpi=150, bbox_inches="tight")
             written.append(path)
         plt.close(fig)
+
+    return plt, save, written
+
+
+def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Path, *, confidence: float) -> list[Path]:
+    """Heatmap of the Complementarity matrix, accuracy bars with CIs, and (with shard models) the scatter."""
+    import numpy as np
+
+    plt, save, written = figure_writer(out_dir)
 
     # 1. Complementarity heatmap: shards x domains (+ mean), selected shards marked.
     domains = [c for c in complementarity.columns if c not in ("shard",)]

@@ -452,22 +452,11 @@ def study_markdown(
 
 def study_figures(points, correlations, draws, seed_table, out_dir: str | Path, *, n_seeds: int) -> list[Path]:
     """correlation (scatter, a colour per evaluated domain, fit line), predictors, seed_selection."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    from .report import figure_writer
 
-    def save(fig, name: str) -> None:
-        for ext in ("png", "svg"):
-            path = out / f"{name}.{ext}"
-            fig.savefig(path, dpi=150, bbox_inches="tight")
-            written.append(path)
-        plt.close(fig)
+    plt, save, written = figure_writer(out_dir)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
