@@ -30,7 +30,7 @@ def complementarity_table(
     for shard, per_domain in shards.items():
         missing = set(domains) - set(per_domain)
         if missing:
-            raise UserError(f"scores of shard {shard!r} lack domain(s) {sorted(missing)}; rerun its score_shard job")
+            raise UserError(f"scores of shard {shard!r} lack domain(s) {sorted(missing)}; rerun its score_group job")
         c = {d: complementarity(base[d]["nll"], per_domain[d]["nll"], metric) for d in domains}
         rows.append({"shard": shard, **c, "mean": weighted_mean(c, weights)})
     df = pd.DataFrame(rows, columns=["shard", *domains, "mean"])
