@@ -34,3 +34,4 @@ lint: $(STAMP)
 dag: $(STAMP)
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > workflow/report/rulegraph.svg
 	$(BIN)/snakemake --rulegraph | dot -Tpng -Gdpi=110 > workflow/report/rulegraph.png
+	$(BIN)/snakemake study --rulegraph | dot -Tsvg > workflow/report/rulegraph_study.svg
