@@ -337,11 +337,15 @@ def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
     cfg["finetune"].update(
         max_steps=4, batch_size=4, grad_accum=1, max_seq_len=256, gradient_checkpointing=False, learning_rate=0.003
     )
+    # The study too: every real evaluator's per-item results feed its correlation and predictor analyses.
+    cfg["study"].update(examples_per_model=40, test_validation_size=3, test_validation_draws=3, seeds=1)
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     env_cache = tmp_path / "hf_cache"
     os.environ["HF_DATASETS_CACHE"] = str(env_cache)  # inherited by the jobs
     try:
-        run_snakemake(workdir, "--profile", "profiles/local", "--cores", "2", "--configfile", "config/real.yaml")
+        run_snakemake(
+            workdir, "all", "study", "--profile", "profiles/local", "--cores", "2", "--configfile", "config/real.yaml"
+        )
     finally:
         del os.environ["HF_DATASETS_CACHE"]
 
@@ -376,3 +380,10 @@ def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
     pooled = sum(report[d]["train"] for d in report)
     shard_rows = sum(sum(1 for _ in open(p)) for p in (workdir / "results" / "data" / "shards").glob("shard*.jsonl"))
     assert shard_rows == pooled, "random shards must partition the pooled training data"
+    study = workdir / "results" / "study"
+    corr = pd.read_csv(study / "correlation.tsv", sep="\t")
+    assert set(corr["scope"]) == {"all", "math", "coding", "medicine", "physics"}
+    assert (corr.loc[corr["scope"] == "all", "n"] == 10 * 4).all()  # 4 single + 6 pair models x 4 domains
+    pred = pd.read_csv(study / "predictors.tsv", sep="\t").set_index("scope")
+    assert pred.loc["coding", "test_validation_items"] == 3 and pred.loc["coding", "remaining_items"] == 5
+    assert (pred["n_models"] == 3).all() and "On this run" in (study / "report.md").read_text()

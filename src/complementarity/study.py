@@ -354,9 +354,10 @@ def study_markdown(
     lines = ["# Does Complementarity predict performance? (study)", ""]
     if tiny:
         lines += [
-            "> **Smoke run on the embedded tiny model.** Its test accuracies are near zero and barely move with",
-            "> fine-tuning, so these correlations mean little: they show the analyses run end to end. Run",
-            "> `snakemake study --configfile config/paper.yaml` on a cluster for numbers worth reading.",
+            "> **Smoke run on the embedded tiny model.** A model of a few million parameters scores near zero",
+            "> (or at chance, for multiple choice) and barely moves with fine-tuning, so these correlations mean",
+            "> little: they show the analyses run end to end. Run `snakemake study --configfile config/paper.yaml`",
+            "> on a cluster for numbers worth reading.",
             "",
         ]
     lines += [
