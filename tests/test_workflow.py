@@ -110,6 +110,19 @@ def test_invalid_config_stops_before_any_job(scratch):
     assert not (scratch / "results").exists()
 
 
+def test_study_without_test_sets_names_the_fix(scratch):
+    def drop_tests(cfg):
+        for spec in cfg["domains"].values():
+            spec.pop("test", None)
+
+    path = write_config(scratch, "no_test.yaml", drop_tests)
+    proc = run_snakemake(scratch, "-n", "study", "--configfile", path, check=False)
+    assert proc.returncode != 0
+    assert "study: no domain has a `test` set" in proc.stdout + proc.stderr
+    assert "add domains.<name>.test" in proc.stdout + proc.stderr
+    assert not (scratch / "results").exists()
+
+
 # --- the full default run ------------------------------------------------------------------------------
 
 

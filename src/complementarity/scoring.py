@@ -75,12 +75,13 @@ def score_sets(
 ) -> dict[str, dict[str, float]]:
     """:func:`nll` of every set (domain), batching all their examples together, sorted by length: small
     validation sets share batches instead of each padding its own. ``padding_fraction`` is the pass's."""
-    names = [name for name, enc in sets.items() for _ in enc]
     flat = [e for enc in sets.values() for e in enc]
     sums, padded, real = nll_per_example(model, flat, pad_id=pad_id, batch_size=batch_size, max_padding=max_padding)
     out: dict[str, dict[str, float]] = {}
+    start = 0
     for name, enc in sets.items():
-        total = sum(s for s, n in zip(sums, names, strict=True) if n == name)
+        total = sum(sums[start : start + len(enc)])  # the sets' examples are consecutive in `flat`
+        start += len(enc)
         n_tok = sum(e.n_response_tokens for e in enc)
         out[name] = {
             "nll_sum": total,

@@ -64,52 +64,9 @@ def paired_bootstrap(
 # --- correlation -------------------------------------------------------------------------------------
 
 
-def rankdata(values):
-    """Ranks 1..n with ties given their average rank (SciPy's ``rankdata(method="average")``)."""
-    import numpy as np
-
-    a = np.asarray(values, dtype=float)
-    order = np.argsort(a, kind="mergesort")
-    sorted_a = a[order]
-    # Start of each run of equal values, and the average rank of every run.
-    starts = np.r_[True, sorted_a[1:] != sorted_a[:-1]]
-    run_id = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    last = np.r_[first[1:], len(a)] - 1
-    avg = (first + last) / 2 + 1
-    ranks = np.empty(len(a), dtype=float)
-    ranks[order] = avg[run_id]
-    return ranks
-
-
-def pearson(x, y) -> float:
-    """Pearson's r; NaN when fewer than 2 points or either variable is constant (r is undefined then)."""
-    import numpy as np
-
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) != len(y):
-        raise ValueError(f"correlation needs paired values: {len(x)} != {len(y)}")
-    if len(x) < 2:
-        return float("nan")
-    dx, dy = x - x.mean(), y - y.mean()
-    sxx, syy = float(dx @ dx), float(dy @ dy)
-    # Relative tolerance: values equal up to rounding are constant, not "almost perfectly correlated".
-    if sxx <= 1e-24 * max(1.0, float(x @ x)) or syy <= 1e-24 * max(1.0, float(y @ y)):
-        return float("nan")
-    r = float(dx @ dy) / math.sqrt(sxx * syy)
-    return max(-1.0, min(1.0, r))
-
-
-def spearman(x, y) -> float:
-    """Spearman's rho: Pearson's r of the average ranks (ties handled as SciPy does)."""
-    return pearson(rankdata(x), rankdata(y))
-
-
-CORRELATIONS = {"pearson": pearson, "spearman": spearman}
-
-
 def rank_rows(a):
-    """:func:`rankdata` of every row of a 2-D array at once (average ranks for ties)."""
+    """Ranks 1..n of every row of a 2-D array, ties given their average rank (SciPy's
+    ``rankdata(method="average", axis=1)``)."""
     import numpy as np
 
     a = np.asarray(a, dtype=float)
@@ -129,26 +86,54 @@ def rank_rows(a):
 
 
 def pearson_rows(x, y):
-    """:func:`pearson` of every row pair of two 2-D arrays (NaN where a row is constant)."""
+    """Pearson's r of every row pair of two 2-D arrays; NaN where a row is constant or has < 2 values."""
     import numpy as np
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape[1] < 2:
+        return np.full(x.shape[0], np.nan)
     dx = x - x.mean(axis=1, keepdims=True)
     dy = y - y.mean(axis=1, keepdims=True)
     sxx, syy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1)
-    tol_x = 1e-24 * np.maximum(1.0, (x * x).sum(axis=1))
-    tol_y = 1e-24 * np.maximum(1.0, (y * y).sum(axis=1))
-    ok = (sxx > tol_x) & (syy > tol_y) & (x.shape[1] >= 2)
+    # Relative tolerance: values equal up to rounding are constant, not "almost perfectly correlated".
+    ok = (sxx > 1e-24 * np.maximum(1.0, (x * x).sum(axis=1))) & (syy > 1e-24 * np.maximum(1.0, (y * y).sum(axis=1)))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (dx * dy).sum(axis=1) / np.sqrt(sxx * syy)
     return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
 
 
 def spearman_rows(x, y):
-    """:func:`spearman` of every row pair of two 2-D arrays."""
+    """Spearman's rho of every row pair: Pearson's r of the average ranks (ties handled as SciPy does)."""
     return pearson_rows(rank_rows(x), rank_rows(y))
 
 
+def rankdata(values):
+    """:func:`rank_rows` of one 1-D array."""
+    import numpy as np
+
+    return rank_rows(np.asarray(values, dtype=float)[None, :])[0]
+
+
+def _paired(x, y):
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"correlation needs paired values: {len(x)} != {len(y)}")
+    return x[None, :], y[None, :]
+
+
+def pearson(x, y) -> float:
+    """Pearson's r of one pair of arrays (:func:`pearson_rows`); NaN when undefined, never 0."""
+    return float(pearson_rows(*_paired(x, y))[0])
+
+
+def spearman(x, y) -> float:
+    """Spearman's rho of one pair of arrays (:func:`spearman_rows`)."""
+    return float(spearman_rows(*_paired(x, y))[0])
+
+
+CORRELATIONS = {"pearson": pearson, "spearman": spearman}
 ROW_CORRELATIONS = {"pearson": pearson_rows, "spearman": spearman_rows}
 
 
