@@ -349,11 +349,18 @@ def test_non_root_users_get_basic_isolation_with_a_working_process_limit(tmp_pat
     """Run the sandbox as an ordinary user (uid 65534): RLIMIT_NPROC counts that user's processes."""
     base = Path(tempfile.mkdtemp(prefix="complementarity-nonroot-"))
     base.chmod(0o777)
+    # A readable copy of the module: the checkout may sit under a directory uid 65534 cannot enter
+    # (for example a clone in `mktemp -d`, mode 0700).
+    code_dir = Path(tempfile.mkdtemp(prefix="complementarity-nonroot-code-"))
+    code_dir.chmod(0o755)
+    module = code_dir / "sandbox_module.py"
+    shutil.copy(SANDBOX_FILE, module)
+    module.chmod(0o644)
     script = textwrap.dedent(
         f"""
         import importlib.util, json, sys
         # The module by its path: it needs only the standard library (the package needs the venv).
-        spec = importlib.util.spec_from_file_location("sandbox", {str(SANDBOX_FILE)!r})
+        spec = importlib.util.spec_from_file_location("sandbox", {str(module)!r})
         sandbox = importlib.util.module_from_spec(spec)
         sys.modules["sandbox"] = sandbox
         spec.loader.exec_module(sandbox)
@@ -394,6 +401,7 @@ def test_non_root_users_get_basic_isolation_with_a_working_process_limit(tmp_pat
         assert not list(base.iterdir())
     finally:
         shutil.rmtree(base)
+        shutil.rmtree(code_dir)
 
 
 def test_this_machine_gets_namespace_isolation_when_root():
