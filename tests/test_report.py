@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from complementarity.metric import random_k
-from complementarity.report import comparisons, evaluation_table, figures, markdown_report
-from complementarity.stats import paired_bootstrap, wilson
+from complementarity.report import MEAN, comparisons, evaluation_table, figures, markdown_report
+from complementarity.stats import paired_bootstrap, stratified_paired_bootstrap, wilson
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,19 @@ def test_paired_bootstrap():
     assert tie["diff"] == 0 and math.isnan(tie["p_better"])
     with pytest.raises(ValueError, match="same items"):
         paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_stratified_paired_bootstrap_weighs_domains_equally():
+    # Domain 1 (10 items): +1 on every item; domain 2 (1000 items): no difference. Mean of domains: +0.5
+    # (pooling the items would give ~0.01).
+    r = stratified_paired_bootstrap([([1.0] * 10, [0.0] * 10), ([1.0] * 1000, [1.0] * 1000)], resamples=500)
+    assert r["diff"] == pytest.approx(0.5) and r["low"] == r["high"] == pytest.approx(0.5) and r["n"] == 1010
+    mixed = stratified_paired_bootstrap(
+        [([1.0] * 60 + [0.0] * 40, [1.0] * 40 + [0.0] * 60), ([0.0] * 50, [1.0] * 10 + [0.0] * 40)], seed=1
+    )
+    assert mixed["diff"] == pytest.approx((0.2 - 0.2) / 2) and mixed["low"] < 0 < mixed["high"]
+    with pytest.raises(ValueError, match="non-empty groups"):
+        stratified_paired_bootstrap([([1.0], [1.0, 0.0])])
 
 
 def test_random_k_is_seeded_and_order_free():
@@ -90,6 +103,10 @@ def test_report_compares_the_selected_model_with_the_baselines(evals, tmp_path):
     by = {(c["domain"], c["against"]): c for c in comps}
     assert by[("a", "random_k")]["diff"] == pytest.approx(0.75 - 0.2) and by[("a", "random_k")]["low"] > 0
     assert by[("b", "all_data")]["diff"] == 0
+    # The mean over domains: a +55 points against random k, b 0 -> +27.5, and its interval excludes 0.
+    mean_rk = by[(MEAN, "random_k")]
+    assert mean_rk["diff"] == pytest.approx((0.75 - 0.2) / 2) and mean_rk["low"] > 0 and mean_rk["n"] == 40
+    assert by[(MEAN, "all_data")]["diff"] == pytest.approx(0.25 / 2)
     comp = pd.DataFrame({"shard": ["s1", "s2", "s3"], "a": [0.1, 0.05, -0.01], "b": [0.2, 0.0, 0.01]})
     comp["mean"] = comp[["a", "b"]].mean(axis=1)
     selection = {"k": 2, "metric": "relative", "selected": ["s1", "s2"]}
@@ -97,6 +114,9 @@ def test_report_compares_the_selected_model_with_the_baselines(evals, tmp_path):
     assert "Smoke run" in text and "**s1**, **s2**" in text and "| s1 ✔ |" in text
     assert "| a | 20 | 0.0 [0.0, 16.1] | 75.0 [53.1, 88.8] | 20.0 ± 7.1 | 50.0 [29.9, 70.1] |" in text
     assert "Against **random k**: better on 1 of 2 domains (a)" in text
+    assert f"| **{MEAN}** | 40 | 0.0 | 42.5 | 15.0 ± 3.5 | 30.0 |" in text
+    assert f"On the {MEAN}: +27.5 points [" in text and "], better." in text
+    assert f"| {MEAN} | random k | +27.5 |" in text
     assert "Not evaluated (no test data): c." in text
     written = figures(t, comp, selection, tmp_path, confidence=0.95)
     assert {p.name for p in written} == {

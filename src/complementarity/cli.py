@@ -44,10 +44,14 @@ def _stem(path: str | Path) -> str:
 
 
 def cmd_validate_config(a) -> None:
-    from .config import load_config, shard_ids
+    import copy
 
-    cfg = load_config(a.config, a.base_dir)
+    from .config import describe_resolution, load_yaml, shard_ids, validate_config
+
+    raw = load_yaml(a.config)
+    cfg = validate_config(copy.deepcopy(raw), a.base_dir)
     print(f"OK: {a.config}: {len(cfg['domains'])} domains, {len(shard_ids(cfg))} shards, k={cfg['selection']['k']}")
+    print(describe_resolution(raw, cfg, configfiles=[a.config], workflow_dir=a.base_dir))
 
 
 def cmd_make_demo_data(a) -> None:
@@ -98,11 +102,15 @@ def cmd_make_shard(a) -> None:
     from .sources import load_source
 
     exs, dups = drop_duplicates(normalize(load_source(a.input)))
-    held_out: dict[str, set[str]] = {"validation": set(), "test": set()}
+    held_out: dict[str, set[str]] = {}  # set name (domains.<d>.<split>) -> its prompts
     for f in a.held_out:
-        split = "test" if _stem(f) == "test" else "validation"
-        held_out[split].update(ex.prompt for ex in read_prepared(f))
-    exs, leaked = remove_leakage(exs, held_out, policy=a.leakage, where=f"shard {a.shard!r} ({a.input})")
+        held_out.setdefault(f"domains.{Path(f).parent.name}.{_stem(f)}", set()).update(
+            ex.prompt for ex in read_prepared(f)
+        )
+    exs, leaked = remove_leakage(
+        exs, held_out, policy=a.leakage, where=f"shard {a.shard!r} ({a.input})",
+        fix=f"Remove them from {a.input}",
+    )  # fmt: skip
     if not exs:
         raise DataError(f"shard {a.shard!r} ({a.input}) has no records left; remove it from sharding.files or fix it")
     write_jsonl(a.out, exs)

@@ -195,7 +195,15 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
             "fix the path, or give a hub id such as mistralai/Mistral-7B-Instruct-v0.2, or `tiny`"
         )
     tiny = config["base_model"]["tiny"]
-    if config["base_model"]["source"] == "tiny" and tiny["hidden_size"] % tiny["num_heads"]:
+    if source == "tiny" and tiny["pretrain_on"] == "domains":
+        without = [name for name, spec in domains.items() if spec.get("train") is None]
+        if without and len(without) == len(domains):
+            problems.append(
+                "base_model.tiny.pretrain_on: `domains` pre-trains the tiny model on the domains' training data, "
+                f"but no domain has `train` ({', '.join(without)}); set pretrain_on: shards (or auto), "
+                "or give the domains `train` data"
+            )
+    if source == "tiny" and tiny["hidden_size"] % tiny["num_heads"]:
         problems.append(
             f"base_model.tiny.num_heads: {tiny['num_heads']} does not divide hidden_size {tiny['hidden_size']}; pick a divisor"
         )
@@ -224,3 +232,75 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
 def load_config(path: str | Path, base_dir: str | Path = ".") -> dict[str, Any]:
     """Read a YAML config and validate it."""
     return validate_config(load_yaml(path), base_dir)
+
+
+# --- what a config left to the defaults ---------------------------------------------------------------
+
+EMBEDDED = "config/config.yaml"
+"""The embedded default config, relative to the workflow folder."""
+
+# Sections that describe the user's own data, where a difference from the demo is expected.
+_OWN_DATA = ("domains", "sharding.files")
+
+
+def _leaves(node: Any, schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{dotted key: value} for every schema-described leaf of ``node`` (objects recurse, lists are leaves)."""
+    out: dict[str, Any] = {}
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if not isinstance(node, dict) or key not in node:
+            continue
+        path = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub and isinstance(node[key], dict):
+            out.update(_leaves(node[key], sub, path + "."))
+        else:
+            out[path] = node[key]
+    return out
+
+
+def defaulted_keys(raw: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    """{dotted key: schema default} for every key of ``resolved`` that ``raw`` (the config as written) left out."""
+    schema = load_schema()
+    given, full = _leaves(raw, schema), _leaves(resolved, schema)
+    return {k: v for k, v in full.items() if k not in given}
+
+
+def describe_resolution(
+    raw: dict[str, Any], resolved: dict[str, Any], *, configfiles: list[str], workflow_dir: str | Path = "."
+) -> str:
+    """What a run is really configured with, for the start of a run and ``validate-config``.
+
+    Snakemake's ``--configfile`` *replaces* the embedded default (config/config.yaml), and every key
+    left out takes its schema default, which is often not the embedded default's value (a recipe for
+    real models, not for the tiny demo). This lists those keys, with both values, so that a user who
+    copied three keys sees which recipe the rest of the run follows.
+    """
+    names = ", ".join(configfiles) if configfiles else EMBEDDED
+    embedded_path = Path(workflow_dir) / EMBEDDED
+    is_embedded = not configfiles or all(Path(f).resolve() == embedded_path.resolve() for f in configfiles)
+    if is_embedded:
+        return f"config: {names} (the embedded default)"
+    lines = [
+        f"config: {names}. It replaces {EMBEDDED} (the two are not merged): every key it leaves out takes the "
+        "schema default (workflow/schemas/config.schema.yaml)."
+    ]
+    if not embedded_path.is_file():
+        return lines[0]
+    try:
+        embedded = validate_config(load_yaml(embedded_path), Path(workflow_dir))
+    except ConfigError:
+        return lines[0]
+    theirs = _leaves(embedded, load_schema())
+    differ = [
+        (k, v, theirs[k])
+        for k, v in defaulted_keys(raw, resolved).items()
+        if k in theirs and theirs[k] != v and not k.startswith(_OWN_DATA)
+    ]
+    if differ:
+        lines.append(
+            f"{len(differ)} key(s) left out take a schema default that differs from {EMBEDDED}; "
+            "set them to keep the embedded recipe:"
+        )
+        width = max(len(k) for k, _, _ in differ)
+        lines += [f"  {k:<{width}}  {v!r:<12} ({EMBEDDED}: {e!r})" for k, v, e in differ]
+    return "\n".join(lines)

@@ -71,27 +71,36 @@ def carve_validation(
 
 
 def remove_leakage(
-    train: list[Example], held_out: dict[str, set[str]], *, policy: str, where: str
+    train: list[Example],
+    held_out: dict[str, set[str]],
+    *,
+    policy: str,
+    where: str,
+    kind: str = "training",
+    fix: str = "Remove them from the training data",
 ) -> tuple[list[Example], int]:
-    """Apply the leakage policy to ``train`` given held-out prompts by split name."""
-    leaked = []  # (record, first held-out split holding its prompt), each record once
+    """Apply the leakage policy to the ``kind`` records ``train`` given held-out prompts by set name.
+
+    ``held_out`` maps a set's name (``domains.b.test``) to its prompts; the error names the sets
+    that share prompts with ``train`` and says ``fix``.
+    """
+    leaked = []  # (record, first held-out set holding its prompt), each record once
     for ex in train:
         split = next((name for name, prompts in held_out.items() if ex.prompt in prompts), None)
         if split is not None:
             leaked.append((ex, split))
     if not leaked:
         return train, 0
+    sets = ", ".join(dict.fromkeys(split for _, split in leaked))
     if policy == "error":
         shown = "; ".join(f"{ex.id!r} ({split}): {ex.prompt[:60]!r}" for ex, split in leaked[:5])
         raise DataError(
-            f"{where}: {len(leaked)} training record(s) have a prompt that is also in a validation or test set, "
-            f"e.g. {shown}. Remove them from the training data, or set data.leakage: drop to drop and count them."
+            f"{where}: {len(leaked)} {kind} record(s) have a prompt that is also in {sets}, e.g. {shown}. "
+            f"{fix}, or set data.leakage: drop to drop and count them."
         )
     bad = {id(ex) for ex, _ in leaked}
     kept = [ex for ex in train if id(ex) not in bad]
-    log.warning(
-        "%s: dropped %d training record(s) whose prompt is in a validation/test set", where, len(train) - len(kept)
-    )
+    log.warning("%s: dropped %d %s record(s) whose prompt is in %s", where, len(train) - len(kept), kind, sets)
     return kept, len(train) - len(kept)
 
 
@@ -136,19 +145,31 @@ def prepare_domains(
         out[name] = splits
         report["domains"][name] = rep
     held_out = {
-        "validation": {ex.prompt for d in out.values() for ex in d["validation"]},
-        "test": {ex.prompt for d in out.values() for ex in d["test"]},
+        f"domains.{d}.{split}": {ex.prompt for ex in out[d][split]} for split in ("validation", "test") for d in out
     }
+    tests = {name: prompts for name, prompts in held_out.items() if name.endswith(".test")}
     # Validation prompts must not be in any test set either (they would bias model selection).
     for name, splits in out.items():
         splits["train"], dropped = remove_leakage(
             splits["train"], held_out, policy=data_cfg["leakage"], where=f"domains.{name}.train"
         )
+        carved = report["domains"][name].get("validation_carved_from_train", False)
         splits["validation"], dropped_val = remove_leakage(
             splits["validation"],
-            {"test": held_out["test"]},
+            tests,
             policy=data_cfg["leakage"],
-            where=f"domains.{name}.validation",
+            where=f"domains.{name}.validation" + (" (carved from domains." + name + ".train)" if carved else ""),
+            kind="validation",
+            fix=(
+                "A validation set must not share prompts with a test set (selecting on it would favour the test "
+                "items): remove those prompts from the "
+                + (
+                    f"domains.{name}.train data (the validation set is carved from it)"
+                    if carved
+                    else f"domains.{name}.validation data"
+                )
+                + " or from the test set"
+            ),
         )
         rep = report["domains"][name]
         rep["leaked_train_records_dropped"] = dropped

@@ -11,7 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .stats import paired_bootstrap, wilson
+from .stats import paired_bootstrap, stratified_paired_bootstrap, wilson
+
+MEAN = "mean over domains"
+"""The ``domain`` of the comparisons of the mean over domains (each domain weighs the same)."""
 
 LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
 
@@ -66,7 +69,16 @@ def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resample
                 against[other] = _correct_vector(evals[other][domain])
         for other, vec in against.items():
             b = paired_bootstrap(final, vec, resamples=resamples, confidence=confidence)
-            out.append({"domain": domain, "against": other, **b})
+            out.append({"domain": domain, "against": other, **b, "_pairs": (final, vec)})
+    # The mean over domains: every domain weighs the same, items are resampled within their domain.
+    domains = list(evals.get("final", {}))
+    for other in dict.fromkeys(c["against"] for c in out):
+        pairs = [c["_pairs"] for c in out if c["against"] == other]
+        if len(domains) > 1 and len(pairs) == len(domains):
+            b = stratified_paired_bootstrap(pairs, resamples=resamples, confidence=confidence)
+            out.append({"domain": MEAN, "against": other, **b})
+    for c in out:
+        c.pop("_pairs", None)
     return out
 
 
@@ -134,6 +146,20 @@ def markdown_report(
             cells.append(f"{_pct(mean)} ± {_pct(sd)}")
         cells += [cell(m) for m in shown[2:]]
         lines.append("| " + " | ".join(cells) + " |")
+    if len(domains) > 1 and shown:
+        # The mean of the per-domain accuracies (every domain weighs the same); its interval is in the comparisons.
+        def mean_score(m: str) -> float:
+            return sum(float(by.loc[(m, d), "score"]) for d in domains) / len(domains)
+
+        cells = [f"**{MEAN}**", str(sum(int(by.loc[(shown[0], d), "n"]) for d in domains))]
+        cells += [_pct(mean_score(m)) for m in shown[:2]]
+        if random_models:
+            means = [mean_score(m) for m in random_models]
+            mu = sum(means) / len(means)
+            sd = (sum((x - mu) ** 2 for x in means) / max(1, len(means) - 1)) ** 0.5
+            cells.append(f"{_pct(mu)} ± {_pct(sd)}")
+        cells += [_pct(mean_score(m)) for m in shown[2:]]
+        lines.append("| " + " | ".join(cells) + " |")
     fractions = {m: float(table[table["model"] == m]["train_fraction"].iloc[0]) for m in models}
     lines += [
         "",
@@ -161,7 +187,7 @@ def markdown_report(
             )
         lines += ["", f"## In short (better or worse: the {level} interval of the difference excludes 0)", ""]
         for other in ("random_k", "all_data"):
-            rows = [c for c in comps if c["against"] == other]
+            rows = [c for c in comps if c["against"] == other and c["domain"] != MEAN]
             if not rows:
                 continue
             better = [c["domain"] for c in rows if c["low"] > 0]
@@ -172,6 +198,13 @@ def markdown_report(
             text += f", worse on {len(worse)}" + (f" ({', '.join(worse)})" if worse else "")
             text += f", no clear difference on {len(unclear)}" + (f" ({', '.join(unclear)})" if unclear else "")
             text += "."
+            for c in comps:
+                if c["against"] == other and c["domain"] == MEAN:
+                    verdict = "better" if c["low"] > 0 else "worse" if c["high"] < 0 else "no clear difference"
+                    text += (
+                        f" On the {MEAN}: {100 * c['diff']:+.1f} points "
+                        f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}], {verdict}."
+                    )
             lines.append(text)
     return "\n".join(lines) + "\n"
 

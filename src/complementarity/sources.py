@@ -452,12 +452,16 @@ def _str_list(row: _Row, d: Mapping[str, Any], key: str, *, required: bool) -> l
 
 
 def _convert_prompt_response(row: _Row, origin: _Origin) -> Example:
-    """``{"prompt", "response", "id"?}`` → Example; id defaults to ``stem:line``."""
+    """``{"prompt", "response", "id"?, "domain"?}`` → Example; id defaults to ``stem:line``."""
     d = _need_dict(row, "'prompt' and 'response'")
     prompt = _need_str(row, d, "prompt")
     response = _need_str(row, d, "response")
     ex_id = _optional_id(row, d) or row.default_id
-    return Example(prompt=prompt, response=response, id=ex_id)
+    # An optional label: candidate shard files often say which domain a record belongs to, and the
+    # shard table (results/data/shards/checked.tsv) counts records by it. A domain's own data is
+    # labelled with the domain's name when it is prepared, whatever it says here.
+    domain = _optional_id(row, d, "domain")
+    return Example(prompt=prompt, response=response, id=ex_id, domain=domain)
 
 
 def _convert_gsm8k(row: _Row, origin: _Origin) -> Example:

@@ -7,17 +7,34 @@ into the cache by build_base_model, a local rule on the submit node. Rules recei
 depend on through ``params``, so changing one setting reruns exactly the jobs it affects.
 """
 
+import copy
 import json
+import sys
 from pathlib import Path
 
-from complementarity.config import shard_files, shard_ids, validate_config
+from complementarity.config import (
+    describe_resolution,
+    shard_files,
+    shard_ids,
+    validate_config,
+)
 from complementarity.errors import ConfigError
 from complementarity.study import study_models
 
+RAW_CONFIG = copy.deepcopy(config)  # as written, before the schema defaults fill it
 try:
     validate_config(config, base_dir=Path.cwd())
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+# Which config this run uses, and the keys a --configfile left to schema defaults unlike the demo's.
+print(
+    describe_resolution(
+        RAW_CONFIG,
+        config,
+        configfiles=[str(f) for f in workflow.overwrite_configfiles or []],
+    ),
+    file=sys.stderr,
+)
 
 DOMAINS = list(config["domains"])
 SPLITS = ["train", "validation", "test"]
