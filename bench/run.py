@@ -51,7 +51,7 @@ from complementarity.train import LoraTrainer, lora_config
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
-DOMAINS = ("arithmetic", "reverse", "sort", "units")
+DOMAINS = ("count", "larger", "maximum", "minimum")
 BASE_CFG = {**CONFIG["base_model"], "revision": None}
 
 

@@ -127,7 +127,7 @@ def demo_prepared(tmp_path_factory) -> Path:
             "train": str(REPO / f"config/demo/domains/{d}/train.jsonl"),
             "test": str(REPO / f"config/demo/domains/{d}/test.jsonl"),
         }
-        for d in ("arithmetic", "reverse", "sort", "units")
+        for d in ("count", "larger", "maximum", "minimum")
     }
     data = {"validation_fraction": 0.1, "validation_max": 40, "leakage": "error", "seed": 0}
     run_cli("prepare-data", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(out))

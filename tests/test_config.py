@@ -329,7 +329,7 @@ KEY_LINE = re.compile(r"^\s*[A-Za-z_][\w-]*:")
 
 def test_embedded_config_validates() -> None:
     config = validate_config(load_yaml(REPO / "config" / "config.yaml"), base_dir=REPO)
-    assert set(config["domains"]) == {"arithmetic", "reverse", "sort", "units"}
+    assert set(config["domains"]) == {"count", "larger", "maximum", "minimum"}
     assert config["sharding"]["strategy"] == "files"
     assert shard_ids(config) == [f"cand{i:02d}" for i in range(1, 11)]
     assert 1 <= config["selection"]["k"] <= len(shard_ids(config))
@@ -377,3 +377,58 @@ def test_unknown_evaluator_names_the_allowed_ones(tmp_path: Path) -> None:
     cfg["domains"]["a"]["evaluator"] = "bleu"
     with pytest.raises(ConfigError, match=r"domains.a.evaluator: 'bleu' is not one of .*exact_match.*mbpp"):
         validate_config(cfg, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13: what a user hits with their own config
+# ------------------------------------------------------------------------------------------------
+
+
+def test_pretrain_on_domains_without_train_data_names_the_fix(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "v.jsonl")
+    write_jsonl(tmp_path / "s1.jsonl")
+    cfg = {
+        "domains": {"a": {"validation": "v.jsonl"}},
+        "sharding": {"strategy": "files", "files": ["s1.jsonl"]},
+        "selection": {"k": 1},
+        "base_model": {"source": "tiny", "tiny": {"pretrain_on": "domains"}},
+    }
+    assert_mentions(
+        config_error(cfg, tmp_path), "base_model.tiny.pretrain_on", "no domain has `train`", "pretrain_on: shards"
+    )
+    cfg["base_model"]["tiny"]["pretrain_on"] = "shards"
+    validate_config(cfg, tmp_path)
+    # A hub model does not pre-train: the setting is irrelevant there.
+    cfg["base_model"] = {"source": "mistralai/Mistral-7B-Instruct-v0.2", "tiny": {"pretrain_on": "domains"}}
+    validate_config(cfg, tmp_path)
+
+
+def test_describe_resolution_lists_defaults_that_differ_from_the_embedded_config(tmp_path: Path) -> None:
+    import copy
+
+    from complementarity.config import describe_resolution
+
+    raw = {
+        "domains": {"count": {"train": "config/demo/domains/count/train.jsonl"}},
+        "sharding": {"strategy": "files", "files": ["config/demo/shards/cand01.jsonl"]},
+        "selection": {"k": 1},
+        "finetune": {"epochs": 4, "learning_rate": 0.002},
+    }
+    resolved = validate_config(copy.deepcopy(raw), REPO)
+    text = describe_resolution(raw, resolved, configfiles=["mine.yaml"], workflow_dir=REPO)
+    assert text.startswith("config: mine.yaml. It replaces config/config.yaml (the two are not merged)")
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    # Left out, and the schema default is not the demo's: listed with both values.
+    assert "finetune.lora_dropout" in lines and "(config/config.yaml: 0.0)" in lines["finetune.lora_dropout"]
+    assert "evaluation.max_new_tokens" in lines and "256" in lines["evaluation.max_new_tokens"]
+    # Set in the file (even to the demo's value), or the user's own data: not listed.
+    assert "finetune.learning_rate" not in lines and "finetune.epochs" not in lines
+    assert not [k for k in lines if k.startswith(("domains", "sharding.files"))]
+    # Left out, but the schema default equals the demo's value: not listed.
+    assert "selection.metric" not in lines and "finetune.lora_r" not in lines
+    # The embedded default itself: one line.
+    embedded = load_yaml(REPO / "config" / "config.yaml")
+    text = describe_resolution(
+        embedded, validate_config(copy.deepcopy(embedded), REPO), configfiles=[], workflow_dir=REPO
+    )
+    assert text == "config: config/config.yaml (the embedded default)"

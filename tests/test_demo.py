@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from complementarity.demo import UNITS, make_demo_data
+from complementarity.demo import make_demo_data
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config" / "demo"
@@ -24,27 +24,25 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def correct_answer(prompt: str) -> str:
     """Recompute the right response for any demo prompt, independently of the generator."""
-    if prompt.startswith("reverse: "):
-        return prompt.removeprefix("reverse: ")[::-1]
-    if prompt.startswith("sort: "):
-        return " ".join(sorted(prompt.removeprefix("sort: ").split(), key=int))
-    parts = prompt.split()
-    if len(parts) == 4 and parts[1] in "+-" and parts[3] == "=":
-        a, b = int(parts[0]), int(parts[2])
-        return str(a + b if parts[1] == "+" else a - b)
-    if len(parts) == 5 and parts[2] == "in" and parts[4] == "=":
-        factors = {(src, dst): f for src, dst, f in UNITS}
-        return str(int(parts[0]) * factors[(parts[1], parts[3])])
+    head, _, rest = prompt.partition(": ")
+    numbers = [int(x) for x in rest.split()]
+    if head == "max":
+        return str(max(numbers))
+    if head == "min":
+        return str(min(numbers))
+    if head == "larger" and len(numbers) == 2:
+        return str(max(numbers))
+    if head.startswith("count "):
+        return str(numbers.count(int(head.removeprefix("count "))))
     raise AssertionError(f"not a demo prompt: {prompt!r}")
 
 
 def test_correct_answer_helper() -> None:
-    assert correct_answer("37 + 48 =") == "85"
-    assert correct_answer("48 - 41 =") == "7"
-    assert correct_answer("reverse: plamo") == "omalp"
-    assert correct_answer("sort: 5 2 9 1") == "1 2 5 9"
-    assert correct_answer("3 km in m =") == "3000"
-    assert correct_answer("2 h in min =") == "120"
+    assert correct_answer("max: 3 8 1 5") == "8"
+    assert correct_answer("min: 3 8 1 5") == "1"
+    assert correct_answer("larger: 37 48") == "48"
+    assert correct_answer("count 7: 7 2 7 1") == "2"
+    assert correct_answer("count 3: 7 2 7 1") == "0"
     with pytest.raises(AssertionError):
         correct_answer("what is this")
 
@@ -72,6 +70,7 @@ def test_manifest_matches_return_value(regenerated: tuple[Path, dict]) -> None:
     assert json.loads((SHIPPED / "MANIFEST.json").read_text()) == manifest
     assert manifest["corrupted"] == ["cand03", "cand06", "cand09"]
     assert set(manifest["corrupted"]) < set(manifest["shards"])
+    assert set(manifest["corruption"]) == set(manifest["domains"])
 
 
 def test_shard_sizes_and_domain_mix() -> None:
@@ -81,6 +80,7 @@ def test_shard_sizes_and_domain_mix() -> None:
         recs = read_jsonl(SHIPPED / "shards" / f"{shard}.jsonl")
         domains = Counter(r["id"].split("-")[1] for r in recs)
         assert domains == dict.fromkeys(manifest["domains"], per), shard
+        assert all(r["domain"] == r["id"].split("-")[1] for r in recs), shard  # labelled (checked.tsv counts it)
     for domain in manifest["domains"]:
         assert len(read_jsonl(SHIPPED / "domains" / domain / "train.jsonl")) == manifest["records"]["train_per_domain"]
         assert len(read_jsonl(SHIPPED / "domains" / domain / "test.jsonl")) == manifest["records"]["test_per_domain"]
@@ -95,6 +95,13 @@ def test_corrupted_shards_are_all_wrong_and_clean_ones_all_right() -> None:
         right = [r["response"] == correct_answer(r["prompt"]) for r in recs]
         if shard in corrupted:
             assert not any(right), f"{shard}: {sum(right)} correct response(s) in a corrupted shard"
+            # The same bug on every record of a domain: wrong in a consistent way, in the right format.
+            for r in recs:
+                right_answer, wrong = int(correct_answer(r["prompt"])), int(r["response"])
+                numbers = [int(x) for x in r["prompt"].partition(": ")[2].split()]
+                expected = {"count": right_answer + 1, "larger": min(numbers), "maximum": min(numbers),
+                            "minimum": max(numbers)}[r["domain"]]  # fmt: skip
+                assert wrong == expected, r
         else:
             assert all(right), f"{shard}: {right.count(False)} wrong response(s) in a clean shard"
 
@@ -117,7 +124,7 @@ def test_no_prompt_in_two_files() -> None:
             if rec["prompt"] in where:
                 clashes.append((rec["prompt"], where[rec["prompt"]], rel))
             where[rec["prompt"]] = rel
-    assert total == 4 * (600 + 200) + 10 * 400
+    assert total == 4 * (600 + 300) + 10 * 400
     assert not clashes, f"{len(clashes)} prompt(s) repeated, e.g. {clashes[:3]}"
 
 

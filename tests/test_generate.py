@@ -102,7 +102,7 @@ def test_the_chat_template_is_used_when_the_tokenizer_has_one(tiny):
 
 def test_evaluate_exact_match_scores_the_models_own_answers_as_correct(tiny, demo_prepared):
     model, tok = tiny
-    examples = read_prepared(demo_prepared / "arithmetic" / "test.jsonl")[:12]
+    examples = read_prepared(demo_prepared / "count" / "test.jsonl")[:12]
     outputs = generate(model, tok, [e.prompt for e in examples], template="plain", max_new_tokens=8)
     own = [Example(e.prompt, g.text, e.id) for e, g in zip(examples, outputs, strict=True)]
     result = evaluate(model, tok, own, "exact_match", template="plain", max_new_tokens=8, batch_size=5)

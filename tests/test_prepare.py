@@ -333,3 +333,37 @@ def test_prepare_carved_validation_leaks_into_other_domain(tmp_path: Path) -> No
     a_prompts = {f"q{i}" for i in range(20)}
     assert report["domains"]["b"]["leaked_train_records_dropped"] == len(a_val - b_val) >= 1
     assert report["domains"]["a"]["leaked_train_records_dropped"] == len((b_val & a_prompts) - a_val)
+
+
+def test_validation_test_overlap_names_the_sets_and_the_fix(tmp_path: Path) -> None:
+    """Issue 13: a validation/test overlap is not about "training records"; the message says which sets."""
+    write_records(tmp_path / "b_train.jsonl", [(f"b{i}", "x") for i in range(20)])
+    write_records(tmp_path / "b_val.jsonl", [("shared", "x"), ("b-val", "y")])
+    write_records(tmp_path / "b_test.jsonl", [("shared", "x")])
+    domains = {"b": {"train": "b_train.jsonl", "validation": "b_val.jsonl", "test": "b_test.jsonl"}}
+    with pytest.raises(DataError) as info:
+        prepare_domains(domains, DATA, tmp_path)
+    msg = str(info.value)
+    assert "domains.b.validation: 1 validation record(s) have a prompt that is also in domains.b.test" in msg
+    assert "training record" not in msg and "'shared'" in msg
+    assert "remove those prompts from the domains.b.validation data or from the test set" in msg
+    assert "data.leakage: drop" in msg
+
+
+def test_carved_validation_test_overlap_points_at_the_train_data(tmp_path: Path) -> None:
+    """When the validation set is carved from train, the fix is in the train data."""
+    train = [Example(f"p{i}", "x", str(i)) for i in range(20)]
+    _, val = carve_validation(train, fraction=0.1, cap=None, seed=DATA["seed"], domain="a")
+    write_records(tmp_path / "a_train.jsonl", [(ex.prompt, ex.response) for ex in train])
+    write_records(tmp_path / "a_test.jsonl", [(val[0].prompt, "x")])  # exactly the carved validation prompt
+    domains = {"a": {"train": "a_train.jsonl", "test": "a_test.jsonl"}}
+    with pytest.raises(DataError) as info:
+        prepare_domains(domains, DATA, tmp_path)
+    msg = str(info.value)
+    assert "domains.a.validation (carved from domains.a.train): 1 validation record(s)" in msg, msg
+    assert (
+        "also in domains.a.test" in msg
+        and "from the domains.a.train data (the validation set is carved from it)" in msg
+    )
+    _, report = prepare_domains(domains, {**DATA, "leakage": "drop"}, tmp_path)
+    assert report["domains"]["a"]["leaked_validation_records_dropped"] == 1

@@ -50,7 +50,7 @@ def metrics(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def train_file(demo_prepared) -> Path:
-    return demo_prepared / "sort" / "train.jsonl"
+    return demo_prepared / "maximum" / "train.jsonl"
 
 
 @pytest.fixture(scope="module")

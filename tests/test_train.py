@@ -22,7 +22,7 @@ def test_response_only_logits_match_the_full_logits_loss(tiny_base, demo_prepare
                 p.normal_(0, 0.02)
     heads = response_only_heads(peft_model)
     assert heads is not None, "the tiny model is a Llama: the fast path must apply"
-    examples = read_prepared(demo_prepared / "sort" / "train.jsonl")[:24]
+    examples = read_prepared(demo_prepared / "maximum" / "train.jsonl")[:24]
     enc = encode_all(tok, examples, template=BASE_CFG["prompt_template"], max_seq_len=64)
     ids, mask, labels = collate(enc, tok.pad_token_id)
     target = labels[:, 1:]

@@ -19,7 +19,7 @@ from complementarity.metric import random_k
 
 pytestmark = pytest.mark.workflow
 
-DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
+DEMO_DOMAINS = ["count", "larger", "maximum", "minimum"]
 
 
 def write_config(workdir: Path, name: str, edit) -> str:
@@ -89,7 +89,7 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shards"] == 1
     for domain in ("math", "coding", "medicine", "physics"):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
-    assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
+    assert "config/demo/domains" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
     for command in ("finetune", "score", "evaluate"):
@@ -163,16 +163,20 @@ def test_default_run_outputs(default_run):
 
     assert not list((default_run / "results" / "checkpoints").glob("*/checkpoint.pt")), "checkpoints left behind"
 
-    # Evaluation: every model on every domain's 200 test items, with intervals and training fractions.
+    # The shard table counts each shard's records by the domain its records are labelled with.
+    checked = pd.read_csv(default_run / "results" / "data" / "shards" / "checked.tsv", sep="\t").set_index("shard")
+    assert checked.loc["cand01", "domains"] == ", ".join(f"{d}=100" for d in DEMO_DOMAINS)
+    # Evaluation: every model on every domain's 300 test items, with intervals and training fractions.
     ev = pd.read_csv(default_run / "results" / "evaluation.tsv", sep="\t")
-    models = {"base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"}
-    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 24
-    assert (ev["n"] == 200).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
+    models = {"base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))}
+    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 36
+    assert (ev["n"] == 300).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
     fraction = ev.groupby("model")["train_fraction"].first()
     assert fraction["base"] == 0 and fraction["all_data"] == 1 and fraction["final"] == pytest.approx(0.2)
     report = (default_run / "results" / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
-    assert "Is the selected model better?" in report
+    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 6 seeds)" in report
+    assert "Is the selected model better?" in report and "| mean over domains | random k |" in report
+    assert "On the mean over domains:" in report
     for fig in ("complementarity_heatmap", "accuracy"):
         for ext in ("png", "svg"):
             assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
@@ -220,8 +224,8 @@ def test_study_target_on_the_default_run(default_run):
     pred = pd.read_csv(out / "predictors.tsv", sep="\t")
     assert list(pred["scope"]) == ["all", *DEMO_DOMAINS]
     assert (pred["n_models"] == 10).all() and (pred["draws"] == 20).all()
-    assert pred.set_index("scope").loc["arithmetic", "test_validation_items"] == 20
-    assert pred.set_index("scope").loc["arithmetic", "remaining_items"] == 180
+    assert pred.set_index("scope").loc["count", "test_validation_items"] == 20
+    assert pred.set_index("scope").loc["count", "remaining_items"] == 280
     draws = pd.read_csv(out / "predictor_draws.tsv", sep="\t")
     assert len(draws) == 5 * 20
 
@@ -274,8 +278,8 @@ def test_changing_the_metric_reruns_the_fan_in_only(default_run):
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
-    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 6
+    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 8  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
 
 
@@ -288,7 +292,7 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
-    with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
+    with_cand05 = [s for s in range(1, 7) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}
     if with_cand05:
         expected["finetune_random"] = len(with_cand05)

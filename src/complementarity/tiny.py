@@ -78,12 +78,14 @@ def build_tiny(
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny Llama: %.2fM parameters, vocab %d", n_params / 1e6, len(tokenizer))
 
-    # Pre-training: loss on every token (prompt and response), the format a base model would know.
+    # Pre-training: loss on every token (prompt and response), the format a base model would know;
+    # or, with pretrain_loss: response, on the response tokens only, like an instruction-tuned base.
     encoded = encode_all(
         tokenizer, examples, template="plain", max_seq_len=min(max_seq_len, cfg.max_position_embeddings)
     )
-    for e in encoded:
-        e.labels = list(e.input_ids)
+    if tiny.get("pretrain_loss", "all") == "all":
+        for e in encoded:
+            e.labels = list(e.input_ids)
     steps = tiny["pretrain_steps"]
     losses: list[float] = []
     if steps:
