@@ -110,6 +110,25 @@ def test_invalid_config_stops_before_any_job(scratch):
     assert not (scratch / "results").exists()
 
 
+def test_pretrain_on_domains_without_train_data_stops_at_validation(scratch):
+    """Issue 13: it used to pass validation, then fail in build_base_model with a traceback."""
+
+    def validation_only(cfg):
+        for spec in cfg["domains"].values():
+            spec["validation"] = spec.pop("train")
+        cfg["base_model"]["tiny"]["pretrain_on"] = "domains"
+
+    path = write_config(scratch, "no_train.yaml", validation_only)
+    proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0 and "base_model.tiny.pretrain_on" in proc.stdout + proc.stderr
+    assert "set pretrain_on: shards" in proc.stdout + proc.stderr
+    assert not (scratch / "results").exists()
+    # The run says which config it uses and what it left to schema defaults (here: nothing differs).
+    ok = run_snakemake(scratch, "-n", "--configfile", write_config(scratch, "copy.yaml", lambda cfg: None))
+    assert "config: " in ok.stderr and "It replaces config/config.yaml (the two are not merged)" in ok.stderr
+    assert "key(s) left out" not in ok.stderr
+
+
 def test_study_without_test_sets_names_the_fix(scratch):
     def drop_tests(cfg):
         for spec in cfg["domains"].values():
