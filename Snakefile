@@ -26,6 +26,7 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/outputs.smk"
 
 
 localrules:
@@ -39,6 +40,8 @@ localrules:
     study,
     study_data,
     analyze_study,
+    cost_table,
+    export,
 
 
 rule all:
@@ -47,4 +50,5 @@ rule all:
         "results/complementarity.tsv",
         "results/selection.json",
         "results/final",
+        "results/cost.tsv",
         "results/report.md" if EVALUATE else [],

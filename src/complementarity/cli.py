@@ -194,6 +194,27 @@ def cmd_finetune(a) -> None:
     )  # fmt: skip
 
 
+def cmd_merge(a) -> None:
+    from .merge import merge_final
+
+    merge_final(a.base, dict(a.adapter), a.selection, a.out, base_cfg=a.base_model, settings=a.settings)
+
+
+def cmd_export(a) -> None:
+    from .export import export_merged
+
+    export_merged(a.base, a.adapter, a.out, base_cfg=a.base_model, dtype=a.dtype)
+
+
+def cmd_cost(a) -> None:
+    from .cost import shard_records, write_cost
+
+    write_cost(
+        a.out, benchmarks=a.benchmarks, metrics=dict(a.metrics or []), scores=dict(a.scores or []),
+        requested=a.requested, final_method=a.final_method, **shard_records(a.shards_table, a.selection),
+    )  # fmt: skip
+
+
 def cmd_gather(a) -> None:
     from .tables import complementarity_table, loss_table, read_scores, write_tsv
 
@@ -254,8 +275,9 @@ def cmd_report(a) -> None:
     comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)
     figures(table, complementarity, selection, a.figures, confidence=a.confidence)
     text = markdown_report(
-        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or []
-    )
+        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or [],
+        final_method=a.final_method, cost=a.cost,
+    )  # fmt: skip
     tmp = Path(a.report).with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(a.report)
@@ -353,6 +375,34 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sp.add_argument("--out", required=True, help="output adapter folder")
 
+    sp = add("merge", cmd_merge, "Final model without retraining: merge the selected shards' LoRA adapters (PEFT).")
+    sp.add_argument("--base", required=True, help="base-model folder (from build-base-model)")
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--adapter", type=_pair, nargs="+", required=True, help="SHARD=ADAPTER_DIR, at least the selected")
+    sp.add_argument("--selection", required=True, help="selection.json: merge its selected shards")
+    sp.add_argument("--settings", type=_json, required=True, help="JSON: config `final.merge` section")
+    sp.add_argument("--out", required=True, help="output adapter folder")
+
+    sp = add("export", cmd_export, "Write base + adapter as one plain transformers model (with the tokenizer).")
+    sp.add_argument("--merged", action="store_true", required=True, help="merge the adapter into the base weights")
+    sp.add_argument("--base", required=True, help="base-model folder (from build-base-model)")
+    sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
+    sp.add_argument("--adapter", required=True, help="adapter folder (e.g. results/final)")
+    sp.add_argument(
+        "--dtype", default="auto", help="saved weights' dtype: auto (the compute dtype) | float32 | bfloat16 | float16"
+    )
+    sp.add_argument("--out", required=True, help="output model folder")
+
+    sp = add("cost", cmd_cost, "Cost per stage from Snakemake benchmark files and the trainers' metrics.json.")
+    sp.add_argument("--benchmarks", nargs="+", required=True, help="benchmarks/<rule>/<job>.tsv files")
+    sp.add_argument("--metrics", type=_pair, nargs="*", help="RULE/JOB=metrics.json of a trained or merged adapter")
+    sp.add_argument("--scores", type=_pair, nargs="*", help="RULE/JOB=scores JSON (response tokens scored)")
+    sp.add_argument("--final-method", choices=["retrain", "merge"], required=True, help="config final.method")
+    sp.add_argument("--requested", type=_json, default={}, help="JSON: rule -> {gpu, runtime, mem_mb} asked for")
+    sp.add_argument("--shards-table", required=True, help="checked.tsv (records per shard)")
+    sp.add_argument("--selection", required=True, help="selection.json (the selected shards)")
+    sp.add_argument("--out", required=True, help="output cost.tsv")
+
     sp = add("gather", cmd_gather, "Build the Complementarity table from base and shard scores.")
     sp.add_argument("--base-scores", required=True, help="scores JSON of the base model")
     sp.add_argument("--shard-scores", nargs="+", required=True, help="scores JSON of each shard model")
@@ -392,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--selection", required=True, help="selection.json")
     sp.add_argument("--confidence", type=float, default=0.95, help="interval level")
     sp.add_argument("--resamples", type=int, default=2000, help="paired bootstrap resamples")
+    sp.add_argument("--cost", help="cost.tsv: add the cost table to the report")
+    sp.add_argument("--final-method", default="retrain", help="config final.method (named in the report)")
     sp.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
     sp.add_argument("--untested", nargs="*", help="domains without test data")
     sp.add_argument("--table", required=True, help="output evaluation.tsv")

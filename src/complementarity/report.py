@@ -13,7 +13,15 @@ from typing import Any
 
 from .stats import paired_bootstrap, wilson
 
-LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
+LABELS = {
+    "base": "base model",
+    "final": "selected (Complementarity)",
+    "all_data": "all data",
+    "random_k": "random k",
+    # evaluation.final_methods: the final model made by the other method, beside final.method's
+    "final_retrain": "selected, retrained",
+    "final_merge": "selected, adapters merged",
+}
 
 
 def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
@@ -61,7 +69,7 @@ def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resample
         if random_models:
             vectors = [_correct_vector(evals[m][domain]) for m in random_models]
             against["random_k"] = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
-        for other in ("all_data", "base"):
+        for other in (*sorted(m for m in evals if m.startswith("final_")), "all_data", "base"):
             if other in evals:
                 against[other] = _correct_vector(evals[other][domain])
         for other, vec in against.items():
@@ -83,8 +91,10 @@ def markdown_report(
     confidence: float,
     tiny: bool,
     untested: list[str],
+    final_method: str = "retrain",
+    cost: str | Path | None = None,
 ) -> str:
-    """The Markdown report: selection, the accuracy table with CIs, and what the comparisons say."""
+    """The Markdown report: selection, the accuracy table with CIs, what the comparisons say, the cost."""
     level = f"{round(100 * confidence)}%"
     lines = ["# Complementarity selection: results", ""]
     if tiny:
@@ -94,6 +104,13 @@ def markdown_report(
             "",
         ]
     lines += [
+        f"Final model (`final.method: {final_method}`): "
+        + (
+            "fine-tuned on the union of the selected shards."
+            if final_method == "retrain"
+            else "the selected shards' LoRA adapters merged, no training (see results/final/metrics.json)."
+        ),
+        "",
         f"Selected shards (k={selection['k']}, metric `{selection['metric']}`): "
         + ", ".join(f"**{s}**" for s in selection["selected"]),
         "",
@@ -109,13 +126,15 @@ def markdown_report(
 
     models = list(dict.fromkeys(table["model"]))
     random_models = [m for m in models if m.startswith("random_k_seed")]
-    shown = [m for m in ("base", "final", "all_data") if m in models]
+    finals = sorted(m for m in models if m.startswith("final_"))
+    shown = [m for m in ("base", "final", *finals, "all_data") if m in models]
+    n_first = 2 + len(finals)  # the columns before random k
     domains = list(dict.fromkeys(table["domain"]))
     lines += ["", f"## Test accuracy (%), {level} Wilson interval in brackets", ""]
-    header = ["domain", "n"] + [LABELS[m] for m in shown[:2]]
+    header = ["domain", "n"] + [LABELS[m] for m in shown[:n_first]]
     if random_models:
         header.append(f"random k (mean ± sd of {len(random_models)} seeds)")
-    header += [LABELS[m] for m in shown[2:]]
+    header += [LABELS[m] for m in shown[n_first:]]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     by = table.set_index(["model", "domain"])
     for d in domains:
@@ -126,13 +145,13 @@ def markdown_report(
             r = by.loc[(m, d)]
             return f"{_pct(r['score'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
-        cells += [cell(m) for m in shown[:2]]
+        cells += [cell(m) for m in shown[:n_first]]
         if random_models:
             scores = [float(by.loc[(m, d), "score"]) for m in random_models]
             mean = sum(scores) / len(scores)
             sd = (sum((s - mean) ** 2 for s in scores) / max(1, len(scores) - 1)) ** 0.5
             cells.append(f"{_pct(mean)} ± {_pct(sd)}")
-        cells += [cell(m) for m in shown[2:]]
+        cells += [cell(m) for m in shown[n_first:]]
         lines.append("| " + " | ".join(cells) + " |")
     fractions = {m: float(table[table["model"] == m]["train_fraction"].iloc[0]) for m in models}
     lines += [
@@ -160,7 +179,7 @@ def markdown_report(
                 + " |"
             )
         lines += ["", f"## In short (better or worse: the {level} interval of the difference excludes 0)", ""]
-        for other in ("random_k", "all_data"):
+        for other in ("random_k", *finals, "all_data"):
             rows = [c for c in comps if c["against"] == other]
             if not rows:
                 continue
@@ -173,6 +192,17 @@ def markdown_report(
             text += f", no clear difference on {len(unclear)}" + (f" ({', '.join(unclear)})" if unclear else "")
             text += "."
             lines.append(text)
+    if cost is not None:
+        from .cost import markdown_cost
+
+        lines += ["", "## Cost of each stage", ""]
+        lines += markdown_cost(cost)
+        lines += [
+            "",
+            "Wall and CPU seconds are summed over a stage's jobs (Snakemake benchmark files); trainer seconds are",
+            "the training loops' own; peak memory is the largest job's. GPU-hours are what the jobs *requested*",
+            "(`resources: gpu` x `runtime` of each rule, as a SLURM job asks for them), not what they used.",
+        ]
     return "\n".join(lines) + "\n"
 
 

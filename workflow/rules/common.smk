@@ -155,10 +155,22 @@ TESTED = [d for d in DOMAINS if config["domains"][d].get("test") is not None]
 EVALUATE = EVAL["enabled"] and bool(TESTED)
 RANDOM_SEEDS = list(EVAL["random_k_seeds"])
 
+# The final model: final.method's in results/final; other methods asked for by evaluation.final_methods
+# are built into results/final_<method> and evaluated as final_<method>.
+FINAL_METHOD = config["final"]["method"]
+FINAL_METHODS = [FINAL_METHOD] + (
+    [m for m in EVAL["final_methods"] if m != FINAL_METHOD] if EVALUATE else []
+)
+
+
+def final_dir(method):
+    """The adapter folder of the final model made by ``method`` (retrain | merge)."""
+    return "results/final" if method == FINAL_METHOD else f"results/final_{method}"
+
 
 def eval_models():
     """Models evaluated on the test sets: base, final, the baselines, optionally every shard model."""
-    models = ["base", "final"]
+    models = ["base", "final"] + [f"final_{m}" for m in FINAL_METHODS[1:]]
     models += ["all_data"] if EVAL["all_data"] else []
     models += [f"random_k_seed{s}" for s in RANDOM_SEEDS]
     models += [f"shard-{s}" for s in SHARDS] if EVAL["shard_models"] else []
@@ -171,6 +183,8 @@ def adapter_dir(model):
         return None
     if model == "final":
         return "results/final"
+    if model.startswith("final_"):
+        return final_dir(model.removeprefix("final_"))
     if model == "all_data":
         return "results/baselines/all_data"
     if model.startswith("study-"):

@@ -164,6 +164,7 @@ rule report:
         complementarity="results/complementarity.tsv",
         selection="results/selection.json",
         shards_table="results/data/shards/checked.tsv",
+        cost="results/cost.tsv",
     output:
         table=report(
             "results/evaluation.tsv",
@@ -191,6 +192,7 @@ rule report:
             f"{m}={p}/metrics.json"
             for m, p in zip(get_adapter_dirs()[0], input.adapters)
         ),
+        final_method=FINAL_METHOD,
         confidence=EVAL["confidence"],
         resamples=EVAL["bootstrap_resamples"],
         tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
@@ -202,6 +204,8 @@ rule report:
         " --shards-table {input.shards_table:q}"
         " --complementarity {input.complementarity:q}"
         " --selection {input.selection:q}"
+        " --cost {input.cost:q}"
+        " --final-method {params.final_method}"
         " --confidence {params.confidence}"
         " --resamples {params.resamples}"
         " {params.tiny}"

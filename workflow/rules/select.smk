@@ -2,7 +2,9 @@
 
 REQUIRED INPUTS: results/scores/base.json, results/scores/shards-*.json, the shard data.
 OUTPUTS: results/complementarity.tsv, results/scores/losses.tsv, results/selection.json,
-results/final/ (PEFT adapter of M fine-tuned on the union of the k selected shards).
+results/final/ (PEFT adapter of M fine-tuned on the union of the k selected shards, or, with
+final.method merge, the selected shards' adapters merged); results/final_<method>/ for another method
+that evaluation.final_methods asks for.
 """
 
 
@@ -65,7 +67,7 @@ rule finetune_final:
         selection="results/selection.json",
         shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
     output:
-        adapter=directory("results/final"),
+        adapter=directory(final_dir("retrain")),
     log:
         "logs/finetune_final/finetune_final.log",
     benchmark:
@@ -93,5 +95,42 @@ rule finetune_final:
         " --name final"
         " --checkpoint-dir results/checkpoints/final"
         " --batch-divisor {resources.batch_divisor}"
+        " --out {output.adapter:q}"
+        " > {log:q} 2>&1"
+
+
+rule merge_final:
+    """Merge the selected shards' LoRA adapters (no training): the final model with final.method merge."""
+    input:
+        base="results/base_model",
+        selection="results/selection.json",
+        adapters=expand("results/shards/{shard}", shard=SHARDS),
+    output:
+        adapter=directory(final_dir("merge")),
+    log:
+        "logs/merge_final/merge_final.log",
+    benchmark:
+        "benchmarks/merge_final/merge_final.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=32000,
+        runtime=30,
+        cpus_per_task=lambda wildcards, threads: threads,
+    params:
+        base_model=as_json(config["base_model"]),
+        merge=as_json(config["final"]["merge"]),
+        adapters=lambda wildcards, input: " ".join(
+            f"{s}={p}" for s, p in zip(SHARDS, input.adapters)
+        ),
+    shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
+        "complementarity merge"
+        " --base {input.base:q}"
+        " --base-model {params.base_model:q}"
+        " --adapter {params.adapters}"
+        " --selection {input.selection:q}"
+        " --settings {params.merge:q}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
