@@ -176,6 +176,17 @@ def test_default_run_outputs(default_run):
     for fig in ("complementarity_heatmap", "accuracy"):
         for ext in ("png", "svg"):
             assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
+    # Cost: every stage from the benchmark files; the selection against the all-data baseline.
+    cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
+    assert (
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 6
+    )
+    assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
+    selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
+    assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
+    assert cost.loc["total: all-data baseline", "data_fraction"] == 1 and (cost["wall_s"] > 0).all()
+    assert cost.loc["fan-out", "gpu_hours_requested"] == 10 * 4  # 10 jobs x gpu=1 x runtime 240 min
+    assert "## Cost of each stage" in report and "| **total: all-data baseline** | 1 |" in report
     # Nothing left to do: the run is complete and consistent.
     assert dry_run(default_run) == {}
 
@@ -254,7 +265,7 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
     assert dry_run(default_run, "--configfile", path) == {
         "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
-        "evaluate_model": 4, "report": 1, "all": 1,
+        "evaluate_model": 4, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -266,9 +277,27 @@ def test_changing_the_metric_reruns_the_fan_in_only(default_run):
         "select_topk": 1,
         "finetune_final": 1,
         "evaluate_model": 1,
+        "cost_table": 1,
         "report": 1,
         "all": 1,
     }
+
+
+def test_changing_the_final_method_reruns_only_the_final_stage_and_what_follows(default_run):
+    """final.method merge replaces the final fine-tune by a merge; nothing upstream reruns."""
+    path = write_config(default_run, "merge.yaml", lambda cfg: cfg["final"].update(method="merge"))
+    after_final = {"evaluate_model": 1, "cost_table": 1, "report": 1, "all": 1}
+    assert dry_run(default_run, "--configfile", path) == {"merge_final": 1, **after_final}
+    # Merge settings only matter to the merge: with retrain they rerun nothing.
+    path = write_config(default_run, "dens.yaml", lambda cfg: cfg["final"]["merge"].update(combination="svd"))
+    assert dry_run(default_run, "--configfile", path) == {}
+    # Both methods evaluated: the merge is built beside results/final (untouched) and evaluated as final_merge.
+    path = write_config(
+        default_run, "both.yaml", lambda cfg: cfg["evaluation"].update(final_methods=["retrain", "merge"])
+    )
+    proc = run_snakemake(default_run, "-n", "--configfile", path)
+    assert job_counts(proc.stdout) == {"merge_final": 1, **after_final}
+    assert "results/final_merge" in proc.stdout and "wildcards: model=final_merge" in proc.stdout
 
 
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
@@ -286,7 +315,7 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
     # Its scoring group (cand01-cand05, scoring.group_size 5) is rescored: one job, one base-model load.
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
-    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
     with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}

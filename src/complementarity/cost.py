@@ -46,6 +46,47 @@ COLUMNS = [
 ]
 
 
+def cost_jobs(
+    *,
+    shards: list[str],
+    shard_groups: list[str],
+    final_dirs: dict[str, str],
+    baselines: dict[str, str],
+    eval_models: list[str],
+) -> dict[str, str | None]:
+    """{rule/job: its adapter folder (metrics.json inside), its scores file, or None} of a run's compute jobs.
+
+    ``final_dirs``: {method: adapter folder} of the final models built; ``baselines``: {rule/job: adapter
+    folder} of the baseline fine-tunes; ``eval_models``: the models evaluated. Each job's benchmark file
+    is benchmarks/<rule>/<job>.tsv.
+    """
+    jobs: dict[str, str | None] = {"build_base_model/build_base_model": None}
+    jobs |= {f"finetune_shard/{s}": f"results/shards/{s}" for s in shards}
+    jobs["score_base/score_base"] = "results/scores/base.json"
+    jobs |= {f"score_group/{g}": f"results/scores/{g}.json" for g in shard_groups}
+    for method, folder in final_dirs.items():
+        rule = FINAL_RULES[method]
+        jobs[f"{rule}/{rule}"] = folder
+    jobs |= baselines
+    jobs |= {f"evaluate_model/{m}": None for m in eval_models}
+    return jobs
+
+
+def cost_pairs(jobs: dict[str, str | None], kind: str) -> str:
+    """``RULE/JOB=FILE`` arguments of the cost command: the trainers' metrics.json, or the scoring outputs."""
+    if kind == "metrics":
+        return " ".join(
+            f"{job}={path}/metrics.json" for job, path in jobs.items() if path and not path.endswith(".json")
+        )
+    return " ".join(f"{job}={path}" for job, path in jobs.items() if path and path.endswith(".json"))
+
+
+def requested(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """{rule: {gpu, runtime, mem_mb}} from each rule's declared resources (integers only)."""
+    keys = ("gpu", "runtime", "mem_mb")
+    return {rule: {k: res[k] for k in keys if isinstance(res.get(k), int)} for rule, res in resources.items()}
+
+
 def _number(value: Any) -> float:
     """A benchmark cell as a float (NaN for Snakemake's ``NA``, written when a job was too short to sample)."""
     try:
@@ -176,16 +217,14 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def markdown_cost(path: str | Path, *, gpu_requests: bool) -> list[str]:
+def markdown_cost(path: str | Path) -> list[str]:
     """The cost table of report.md, from cost.tsv."""
     import pandas as pd
 
     df = pd.read_csv(path, sep="\t")
     header = ["stage", "jobs", "wall (s)", "CPU (s)", "trainer (s)", "tokens trained", "tokens scored",
               "peak RSS (MB)", "peak GPU mem (GB)"]  # fmt: skip
-    if gpu_requests:
-        header.append("GPU-h requested")
-    header.append("data used")
+    header += ["GPU-h requested", "data used"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for _, r in df.iterrows():
         cells = [
@@ -199,8 +238,7 @@ def markdown_cost(path: str | Path, *, gpu_requests: bool) -> list[str]:
             _fmt(r["peak_rss_mb"], ".0f"),
             _fmt(r["peak_gpu_mem_gb"], ".2f"),
         ]
-        if gpu_requests:
-            cells.append(_fmt(r["gpu_hours_requested"], ".2f"))
+        cells.append(_fmt(r["gpu_hours_requested"], ".2f"))
         cells.append("–" if pd.isna(r["data_fraction"]) else f"{100 * r['data_fraction']:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     totals = df[df["stage"].astype(str).str.startswith("total")].set_index("stage")

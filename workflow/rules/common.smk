@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from complementarity.config import shard_files, shard_ids, validate_config
+from complementarity.cost import cost_pairs
 from complementarity.errors import ConfigError
 from complementarity.study import study_models
 
@@ -225,6 +226,40 @@ def get_adapter_dirs():
     """(model names, adapter folders) of every evaluated model but the base."""
     models = [m for m in eval_models() if m != "base"]
     return models, [adapter_dir(m) for m in models]
+
+
+# --- cost ------------------------------------------------------------------------------------------
+
+
+def get_cost_jobs():
+    """{rule/job: adapter folder, scores file or None} of every compute job of the run (cost_table)."""
+    from complementarity.cost import cost_jobs
+
+    baselines = {}
+    if EVALUATE and EVAL["all_data"]:
+        baselines["finetune_all_data/finetune_all_data"] = adapter_dir("all_data")
+    if EVALUATE:
+        baselines |= {
+            f"finetune_random/seed{s}": adapter_dir(f"random_k_seed{s}")
+            for s in RANDOM_SEEDS
+        }
+    return cost_jobs(
+        shards=SHARDS,
+        shard_groups=SHARD_GROUPS,
+        final_dirs={m: final_dir(m) for m in FINAL_METHODS},
+        baselines=baselines,
+        eval_models=eval_models() if EVALUATE else [],
+    )
+
+
+def get_requested_resources(wildcards):
+    """{rule: {gpu, runtime, mem_mb}} the cost table's jobs ask for (profile set-resources applied)."""
+    from complementarity.cost import requested
+
+    names = {job.split("/")[0] for job in get_cost_jobs()}
+    return as_json(
+        requested({n: dict(getattr(rules, n).rule.resources) for n in names})
+    )
 
 
 # --- the study ---------------------------------------------------------------------------------------
