@@ -257,9 +257,15 @@ def get_requested_resources(wildcards):
     from complementarity.cost import requested
 
     names = {job.split("/")[0] for job in get_cost_jobs()}
-    return as_json(
-        requested({n: dict(getattr(rules, n).rule.resources) for n in names})
-    )
+    # Snakemake 9 wraps each value in a Resource; .raw is the declared int (None for a function).
+    declared = {
+        n: {
+            k: getattr(v, "raw", v)
+            for k, v in dict(getattr(rules, n).rule.resources).items()
+        }
+        for n in names
+    }
+    return as_json(requested(declared))
 
 
 # --- the study ---------------------------------------------------------------------------------------
