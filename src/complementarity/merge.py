@@ -111,7 +111,9 @@ def merge_adapters(
     names = list(adapters)
     if len(weights) != len(names):
         raise ValueError(f"{len(weights)} weights for {len(names)} adapters")
-    model, tok, manifest = load_base(base_dir, dtype=base_cfg["dtype"], quantization=base_cfg["quantization"])
+    # The merge only combines LoRA tensors; the base weights are a scaffold, so a QLoRA base is loaded
+    # unquantized (no GPU needed: merge_final runs on a CPU node). The adapter is the same either way.
+    model, tok, manifest = load_base(base_dir, dtype=base_cfg["dtype"], quantization="none")
     peft_model = PeftModel.from_pretrained(model, str(adapters[names[0]]), adapter_name=names[0])
     for name in names[1:]:
         peft_model.load_adapter(str(adapters[name]), adapter_name=name)

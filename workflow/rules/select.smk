@@ -115,7 +115,7 @@ rule merge_final:
         "../../envs/train.yaml"
     threads: 2
     resources:
-        mem_mb=32000,
+        mem_mb=64000,  # the base model unquantized on the CPU (float32: 4 bytes per parameter)
         runtime=30,
         cpus_per_task=lambda wildcards, threads: threads,
     params:
