@@ -85,7 +85,10 @@ def test_merge_final_counts_in_the_selection_when_it_is_the_method(run, tmp_path
     rows = {r["stage"]: r for r in cost_rows(**run, final_method="merge", total_records=3000, selected_records=2000)}
     total = rows["total: Complementarity selection (fan-out + scoring + final (merge))"]
     assert total["jobs"] == 6 and total["wall_s"] == 63 + 12 + 4 and total["tokens_trained"] == 3000
-    assert rows["final (retrain)"]["jobs"] == 1  # evaluated alongside, not part of the selection's cost
+    assert rows["final (retrain)"]["jobs"] == 1  # evaluated alongside: its own total row, after final.method's
+    stages = list(rows)
+    other = "total: Complementarity selection (fan-out + scoring + final (retrain))"
+    assert stages.index(other) == stages.index(total["stage"]) + 1 and rows[other]["wall_s"] == 63 + 12 + 25
 
 
 def test_cost_cli_writes_the_tsv_and_the_report_table(run, tmp_path):

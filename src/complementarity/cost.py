@@ -173,16 +173,19 @@ def cost_rows(
     stages = list(dict.fromkeys(j["stage"] for j in jobs.values()))
     order = list(dict.fromkeys([*STAGES.values(), *stages]))
     rows = [summarize(s, [j for j in jobs.values() if j["stage"] == s], None) for s in order if s in stages]
-    final_stage = STAGES[FINAL_RULES[final_method]]
-    selection_stages = ("fan-out", "scoring", final_stage)
     fraction = selected_records / total_records if total_records else math.nan
-    rows.append(
-        summarize(
-            f"total: Complementarity selection (fan-out + scoring + {final_stage})",
-            [j for j in jobs.values() if j["stage"] in selection_stages],
-            fraction,
+    # final.method's total first; the other method's too when it was built (evaluation.final_methods).
+    for method in sorted(FINAL_RULES, key=lambda m: m != final_method):
+        final_stage = STAGES[FINAL_RULES[method]]
+        if method != final_method and final_stage not in stages:
+            continue
+        rows.append(
+            summarize(
+                f"total: Complementarity selection (fan-out + scoring + {final_stage})",
+                [j for j in jobs.values() if j["stage"] in ("fan-out", "scoring", final_stage)],
+                fraction,
+            )
         )
-    )
     baseline = [j for j in jobs.values() if j["stage"] == "all-data baseline"]
     if baseline:
         rows.append(summarize("total: all-data baseline", baseline, 1.0))
