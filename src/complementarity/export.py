@@ -36,14 +36,16 @@ def merged_model(base_dir: str | Path, adapter_dir: str | Path, *, base_cfg: dic
     model, tok, manifest = load_base(base_dir, dtype=base_cfg["dtype"], quantization=quantization)
     notes: dict[str, Any] = {"base_quantization": quantization}
     if quantization != "none":
-        compute_dtype = str(next(p for p in model.parameters() if p.is_floating_point()).dtype)
+        from .modeling import device_and_dtype
+
+        _, compute_dtype = device_and_dtype(base_cfg["dtype"])
         # transformers' bitsandbytes dequantize(): every 4/8-bit Linear becomes a plain Linear holding the
         # dequantized weights in the compute dtype; the adapter was trained against exactly these values.
-        model = model.dequantize()
-        notes["dequantized_to"] = compute_dtype
+        model = model.dequantize(dtype=compute_dtype)
+        notes["dequantized_to"] = str(compute_dtype)
         log.warning(
             "base model was loaded in %s: its weights were dequantized to %s before merging the adapter; the "
-            "export holds the dequantized values, not the original checkpoint", quantization, compute_dtype,
+            "export holds the dequantized values, not the original checkpoint", quantization, notes["dequantized_to"],
         )  # fmt: skip
     peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
     merged = peft_model.merge_and_unload()
