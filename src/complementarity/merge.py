@@ -39,7 +39,6 @@ from .provenance import provenance
 
 log = logging.getLogger(__name__)
 
-EXACT = ("cat",)
 PRUNING = ("ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd", "magnitude_prune",
            "magnitude_prune_svd")  # fmt: skip
 SVD = ("svd", "ties_svd", "dare_linear_svd", "dare_ties_svd", "magnitude_prune_svd")
