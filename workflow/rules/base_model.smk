@@ -1,8 +1,8 @@
-"""The base model M and its validation losses L_M(V_j).
+"""Base model: the model M every fine-tune starts from.
 
-REQUIRED INPUTS: prepared domain data (results/data/domains/).
-OUTPUTS: results/base_model/ (base_model.json manifest; the weights too for the tiny model),
-results/scores/base.json (L_M on every domain's validation set, computed once).
+REQUIRED INPUTS: prepared domain data (results/data/domains/), or the shards (tiny model
+pre-trained on them), and the shard check.
+OUTPUTS: results/base_model/ (base_model.json manifest; the weights too for the tiny model).
 """
 
 # A hub model is fetched on the submit node, where the hub is reachable (compute nodes often are
@@ -36,45 +36,9 @@ rule build_base_model:
         base_model=as_json(config["base_model"]),
         max_seq_len=config["finetune"]["max_seq_len"],
     shell:
-        "complementarity build-base-model"
+        "complementarity base_model"
         " --base-model {params.base_model:q}"
         " --train {input.train:q}"
         " --max-seq-len {params.max_seq_len}"
         " --out {output.base:q}"
-        " > {log:q} 2>&1"
-
-
-rule score_base:
-    """Mean NLL per response token of the base model on every domain's validation set."""
-    input:
-        base="results/base_model",
-        validation=get_prepared("validation"),
-    output:
-        scores="results/scores/base.json",
-    log:
-        "logs/score_base/score_base.log",
-    benchmark:
-        "benchmarks/score_base/score_base.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
-        cpus_per_task=lambda wildcards, threads: threads,
-    params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-        batch_size=config["scoring"]["batch_size"],
-        validation=validation_args,
-    shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity score"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --validation {params.validation}"
-        " --max-seq-len {params.max_seq_len}"
-        " --batch-size {params.batch_size}"
-        " --out {output.scores:q}"
         " > {log:q} 2>&1"

@@ -1,9 +1,11 @@
-"""Fan-out: one LoRA fine-tune per candidate shard, and scoring jobs of scoring.group_size adapters each.
+"""Fine-tune: LoRA fine-tunes of M, one per shard (M_i), on the selected shards (the final model),
+and on the baselines' data (all shards; k random shards). One rule, finetune_shard, holds the
+command; the others are derived from it with `use rule ... with:`.
 
-REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, validation sets.
-OUTPUTS: results/shards/{shard}/ (PEFT adapter + metrics.json + train_config.json),
-results/scores/{group}.json (L_{M_i} on every domain's validation set, for each adapter of the group;
-groups shards-1, shards-2, ... hold the shard models, study-* and seed*-* the study's models).
+REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, results/selection.json,
+the random-k selections (selection.smk).
+OUTPUTS: results/shards/{shard}/, results/final/, results/baselines/all_data/,
+results/baselines/random_k/seed{seed}/adapter/ (each a PEFT adapter + metrics.json + train_config.json).
 """
 
 
@@ -27,21 +29,28 @@ rule finetune_shard:
     resources:
         gpu=1,
         mem_mb=32000,
-        runtime=240,
+        runtime=get_finetune_minutes,
         cpus_per_task=lambda wildcards, threads: threads,
         batch_divisor=get_batch_divisor,
+        # Checkpoint cadence: resources, not params, so changing it reruns nothing.
+        checkpoint_every=FINETUNE_RUNTIME.checkpoint_every,
+        keep_checkpoints=int(FINETUNE_RUNTIME.keep_checkpoints),
     params:
         base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
+        finetune=PLAN.finetune_params(),
         name=lambda wildcards: wildcards.shard,
         checkpoints=lambda wildcards: f"results/checkpoints/{wildcards.shard}",
+        selection=selection_arg,
     shell:
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
         "complementarity finetune"
         " --base {input.base:q}"
         " --base-model {params.base_model:q}"
         " --finetune {params.finetune:q}"
+        " --checkpoint-every {resources.checkpoint_every}"
+        " --keep-checkpoints {resources.keep_checkpoints}"
         " --train {input.train:q}"
+        " {params.selection}"
         " --name {params.name}"
         " --checkpoint-dir {params.checkpoints:q}"
         " --batch-divisor {resources.batch_divisor}"
@@ -49,43 +58,51 @@ rule finetune_shard:
         " > {log:q} 2>&1"
 
 
-rule score_group:
-    """Mean NLL per response token of each adapter of a group on every domain's validation set.
-
-    The base model is loaded once per job and the group's adapters are swapped in turn.
-    """
+use rule finetune_shard as finetune_final with:
     input:
         base="results/base_model",
-        adapters=get_group_adapters,
-        validation=get_prepared("validation"),
+        selection="results/selection.json",
+        train=get_shard_files(),
     output:
-        scores="results/scores/{group}.json",
+        adapter=directory("results/final"),
     log:
-        "logs/score_group/{group}.log",
+        "logs/finetune_final/finetune_final.log",
     benchmark:
-        "benchmarks/score_group/{group}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
-        cpus_per_task=lambda wildcards, threads: threads,
+        "benchmarks/finetune_final/finetune_final.tsv"
     params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-        batch_size=config["scoring"]["batch_size"],
-        validation=validation_args,
-        adapters=group_adapter_args,
-    shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity score"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --validation {params.validation}"
-        " --adapter {params.adapters}"
-        " --max-seq-len {params.max_seq_len}"
-        " --batch-size {params.batch_size}"
-        " --out {output.scores:q}"
-        " > {log:q} 2>&1"
+        name="final",
+        checkpoints="results/checkpoints/final",
+
+
+use rule finetune_shard as finetune_all_data with:
+    input:
+        base="results/base_model",
+        train=get_shard_files(),
+        shards_checked=ancient("results/data/shards/checked.tsv"),
+    output:
+        adapter=directory("results/baselines/all_data"),
+    log:
+        "logs/finetune_all_data/finetune_all_data.log",
+    benchmark:
+        "benchmarks/finetune_all_data/finetune_all_data.tsv"
+    priority: 1  # the longest fine-tune: start it as soon as the base model is ready
+    params:
+        name="all_data",
+        checkpoints="results/checkpoints/all_data",
+
+
+use rule finetune_final as finetune_random with:
+    input:
+        base="results/base_model",
+        selection="results/baselines/random_k/seed{seed}/selection.json",
+        train=get_random_shards,
+        shards_checked=ancient("results/data/shards/checked.tsv"),
+    output:
+        adapter=directory("results/baselines/random_k/seed{seed}/adapter"),
+    log:
+        "logs/finetune_random/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune_random/seed{seed}.tsv"
+    params:
+        name=lambda wildcards: f"random_k_seed{wildcards.seed}",
+        checkpoints=lambda wildcards: f"results/checkpoints/random_k_seed{wildcards.seed}",
