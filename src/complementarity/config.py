@@ -61,6 +61,13 @@ def _fill_defaults(node: Any, schema: dict[str, Any]) -> None:
                 _fill_defaults(value, extra)
 
 
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of one config section (nested objects filled in too)."""
+    node: dict[str, Any] = {}
+    _fill_defaults(node, load_schema()["properties"][section])
+    return node
+
+
 def _key_path(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
