@@ -42,11 +42,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 import yaml
 
+from complementarity.finetune import LoraTrainer, lora_config
 from complementarity.modeling import encode_all, load_base, write_manifest
 from complementarity.scoring import nll, score
 from complementarity.sources import load_source
 from complementarity.tiny import build_tiny
-from complementarity.finetune import LoraTrainer, lora_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import MISSING, fields
 
 import pytest
@@ -133,7 +134,7 @@ def test_study_without_test_sets_names_the_fix(cfg):
 
     plan = plan_of(cfg, drop)
     assert not plan.evaluate
-    with pytest.raises(UserError, match="add domains.<name>.test"):
+    with pytest.raises(UserError, match=re.escape("add domains.<name>.test")):
         plan.study_eval_models()
 
 

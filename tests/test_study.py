@@ -173,7 +173,18 @@ def test_study_data_cli_writes_equal_sets_and_rejects_too_many_examples(demo_pre
     train = [f"{d}={demo_prepared / d / 'train.jsonl'}" for d in ("arithmetic", "sort")]
     models = json.dumps(study_models(["arithmetic", "sort"]))
     run_cli(
-        "study", "data", "--seed", "0", "--train", *train, "--models", models, "--examples", "50", "--out-dir", str(tmp_path / "ok")
+        "study",
+        "data",
+        "--seed",
+        "0",
+        "--train",
+        *train,
+        "--models",
+        models,
+        "--examples",
+        "50",
+        "--out-dir",
+        str(tmp_path / "ok"),
     )
     manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
     assert manifest["examples_per_model"] == 50

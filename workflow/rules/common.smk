@@ -128,7 +128,7 @@ def get_group_adapters(wildcards):
 
 def group_adapter_args(wildcards, input):
     """``--adapter NAME=ADAPTER_DIR ...`` for the scoring command."""
-    return "--adapter " + pairs(PLAN.groups[wildcards.group], input.adapters)
+    return f"--adapter {pairs(PLAN.groups[wildcards.group], input.adapters)}"
 
 
 def group_scores(groups):
@@ -164,4 +164,4 @@ def seed_score_args(wildcards, input):
         for seed in PLAN.study_seeds[1:]
         for g in PLAN.seed_groups[seed]
     ]
-    return ("--seed-scores " + pairs(*zip(*files))) if files else ""
+    return f"--seed-scores {pairs(*zip(*files))}" if files else ""
