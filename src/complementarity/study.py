@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import UserError
 from .metric import complementarity
-from .plan import shard_model, study_model, study_models  # noqa: F401 (study_models: part of the study's API)
+from .plan import shard_model, study_model
 from .records import Example, read_prepared, write_jsonl
 from .selection import top_k
 from .stats import bootstrap_correlation, linear_fit, spearman, spearman_rows
