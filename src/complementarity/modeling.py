@@ -118,7 +118,7 @@ def read_manifest(base_dir: str | Path) -> dict[str, Any]:
     path = Path(base_dir, MANIFEST)
     if not path.is_file():
         raise UserError(
-            f"{str(path)!r} does not exist: --base must be a folder written by `complementarity build-base-model`"
+            f"{str(path)!r} does not exist: --base must be a folder written by `complementarity base_model`"
         )
     manifest = json.loads(path.read_text())
     if manifest["weights"] == ".":
