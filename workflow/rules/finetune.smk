@@ -58,6 +58,7 @@ rule finetune_shard:
         " > {log:q} 2>&1"
 
 
+# Fine-tune M on the union of the selected shards: the final model.
 use rule finetune_shard as finetune_final with:
     input:
         base="results/base_model",
@@ -74,6 +75,7 @@ use rule finetune_shard as finetune_final with:
         checkpoints="results/checkpoints/final",
 
 
+# Baseline: fine-tune on the union of all shards.
 use rule finetune_shard as finetune_all_data with:
     input:
         base="results/base_model",
@@ -91,6 +93,7 @@ use rule finetune_shard as finetune_all_data with:
         checkpoints="results/checkpoints/all_data",
 
 
+# Baseline: fine-tune on the union of k random shards (the plan drew them).
 use rule finetune_final as finetune_random with:
     input:
         base="results/base_model",

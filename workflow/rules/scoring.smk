@@ -46,6 +46,8 @@ rule score_base:
         " > {log:q} 2>&1"
 
 
+# Each adapter of a group on every domain's validation set: the base model is loaded once per job
+# and the group's adapters are swapped in turn.
 use rule score_base as score_group with:
     input:
         base="results/base_model",
