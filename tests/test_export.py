@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import BASE_CFG, FINETUNE, run_cli
 
+from complementarity.finetune import finetune
 from complementarity.records import read_prepared
-from complementarity.train import finetune
 
 # float32 on CPU: merging W + B A x s into one matrix only reorders the additions, so the logits
 # agree to float32 rounding (measured max |diff| ~1e-6 on logits of size ~10).

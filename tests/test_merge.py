@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import BASE_CFG, FINETUNE, run_cli
 
+from complementarity.finetune import finetune
 from complementarity.merge import lora_deltas, merge_adapters, merge_settings_errors, merge_weights
 from complementarity.records import read_prepared
-from complementarity.train import finetune
 
 SETTINGS = {"combination": "cat", "weighting": "mean", "density": None, "majority_sign_method": "total",
             "svd_rank": None, "seed": 0}  # fmt: skip

@@ -10,8 +10,8 @@ import torch
 from conftest import BASE_CFG, FINETUNE
 from safetensors.torch import load_file
 
+from complementarity.finetune import finetune, fingerprint
 from complementarity.records import read_prepared
-from complementarity.train import finetune, fingerprint
 from complementarity.trainlog import TAGS, read_scalars
 
 

@@ -256,3 +256,27 @@ def markdown_cost(path: str | Path) -> list[str]:
                 f"{100 * a['data_fraction']:.0f}% of the data in its final stage.",
             ]
     return lines
+
+
+# --- CLI: complementarity cost (rule cost_table in workflow/rules/cost.smk) --------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg, pair
+
+    parser.add_argument("--benchmarks", nargs="+", required=True, help="benchmarks/<rule>/<job>.tsv files")
+    parser.add_argument("--metrics", type=pair, nargs="*", help="RULE/JOB=metrics.json of a trained or merged adapter")
+    parser.add_argument("--scores", type=pair, nargs="*", help="RULE/JOB=scores JSON (response tokens scored)")
+    parser.add_argument("--final-method", choices=sorted(FINAL_RULES), required=True, help="config final.method")
+    parser.add_argument("--requested", type=json_arg, default={}, help="JSON: rule -> {gpu, runtime, mem_mb} asked for")
+    parser.add_argument("--shards-table", required=True, help="checked.tsv (records per shard)")
+    parser.add_argument("--selection", required=True, help="selection.json (the selected shards)")
+    parser.add_argument("--out", required=True, help="output cost.tsv")
+
+
+def run(args) -> None:
+    write_cost(
+        args.out, benchmarks=args.benchmarks, metrics=dict(args.metrics or []), scores=dict(args.scores or []),
+        requested=args.requested, final_method=args.final_method,
+        **shard_records(args.shards_table, args.selection),
+    )  # fmt: skip

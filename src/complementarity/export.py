@@ -88,3 +88,23 @@ def export_merged(
     tmp.rename(out)
     log.info("wrote %s (%s): load it with AutoModelForCausalLM.from_pretrained", out, next(model.parameters()).dtype)
     return out
+
+
+# --- CLI: complementarity export --merged (rule export_merged in workflow/rules/export.smk) ----------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg
+
+    parser.add_argument("--merged", action="store_true", required=True, help="merge the adapter into the base weights")
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument("--adapter", required=True, help="adapter folder (e.g. results/final)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="auto", help="saved weights' dtype (auto: the compute dtype)"
+    )
+    parser.add_argument("--out", required=True, help="output model folder")
+
+
+def run(args) -> None:
+    export_merged(args.base, args.adapter, args.out, base_cfg=args.base_model, dtype=args.dtype)

@@ -146,9 +146,14 @@ def merge_final(
     *,
     base_cfg: dict[str, Any],
     settings: dict[str, Any],
+    name: str = "final",
 ) -> dict[str, Any]:
-    """Merge the selected shards' adapters into ``out_dir`` (PEFT format, metrics.json, train_config.json)."""
-    from .train import save_adapter
+    """Merge the selected shards' adapters into ``out_dir`` (PEFT format, metrics.json, train_config.json).
+
+    ``name`` is the model's name in metrics.json: ``final``, or ``final_merge`` when final.method is
+    retrain and evaluation.final_methods asks for the merge too (plan.Plan.final_name).
+    """
+    from .finetune import save_adapter
 
     t0 = time.perf_counter()
     selection = read_json(selection_path)
@@ -166,7 +171,7 @@ def merge_final(
     shard_metrics = {s: read_json(Path(p) / "metrics.json") for s, p in ordered.items()}
     config = model.peft_config[MERGED]
     metrics = {
-        "name": "final",
+        "name": name,
         "method": "merge",
         "combination": settings["combination"],
         "merged": chosen,
@@ -201,3 +206,27 @@ def lora_deltas(peft_model, adapter: str) -> dict[str, Any]:
         for name, module in peft_model.named_modules()
         if isinstance(module, LoraLayer) and adapter in module.lora_A
     }
+
+
+# --- CLI: complementarity merge (rule merge_final in workflow/rules/merge.smk) -----------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg, pair
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument(
+        "--adapter", type=pair, nargs="+", required=True, help="SHARD=ADAPTER_DIR, at least the selected shards"
+    )
+    parser.add_argument("--selection", required=True, help="selection.json: merge its selected shards")
+    parser.add_argument("--settings", type=json_arg, required=True, help="JSON: config `final.merge` section")
+    parser.add_argument("--name", default="final", help="model name in metrics.json (final or final_merge)")
+    parser.add_argument("--out", required=True, help="output adapter folder")
+
+
+def run(args) -> None:
+    merge_final(
+        args.base, dict(args.adapter), args.selection, args.out, base_cfg=args.base_model, settings=args.settings,
+        name=args.name,
+    )  # fmt: skip

@@ -16,46 +16,17 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .modeling import Encoded, collate, encode_all, load_base
+from .modeling import Encoded, collate, encode_all, length_grouped_batches, load_base, set_seed
 from .provenance import provenance, write_json
 from .records import Example
+from .settings import FinetuneSettings
 from .trainlog import TrainingLog
 
 log = logging.getLogger(__name__)
-
-
-def set_seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def length_grouped_batches(
-    items: list[Encoded], batch_size: int, *, seed: int, group: int = 32
-) -> Iterator[list[Encoded]]:
-    """Shuffle, sort by length within windows of ``group`` batches, then shuffle the batches.
-
-    Sequences of similar length share a batch (little padding) while the order stays random.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(items)))
-    rng.shuffle(order)
-    batches: list[list[int]] = []
-    window = batch_size * group
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: len(items[i].input_ids))
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    for b in batches:
-        yield [items[i] for i in b]
 
 
 # Architectures whose logits are exactly lm_head(decoder output): no soft-capping or logit scaling.
@@ -100,11 +71,7 @@ def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str,
     batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run;
     so are the settings that change nothing learned (checkpointing, ``report_to``).
     """
-    settings = {
-        k: v
-        for k, v in ft.items()
-        if k not in ("batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "report_to")
-    }
+    settings = {k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", *FinetuneSettings.RUNTIME)}
     settings["effective_batch"] = ft["batch_size"] * ft["grad_accum"]
     h = hashlib.sha256(
         json.dumps([settings, manifest.get("weights"), manifest.get("config")], sort_keys=True, default=str).encode()
@@ -333,7 +300,7 @@ class LoraTrainer:
         log_every = max(1, self.steps // 10)
         tb_dir = self.checkpoint_dir / "tensorboard" if self.checkpoint_dir else None
         self.progress = TrainingLog(
-            self.name, self.steps, report_to=ft.get("report_to", "none"), logdir=tb_dir, start_step=st["step"],
+            self.name, self.steps, report_to=ft["report_to"], logdir=tb_dir, start_step=st["step"],
             start_tokens=st["tokens"],
         )  # fmt: skip
         # Loss of the steps since the last log line (kept in checkpoints, so a resumed run logs the same).
@@ -479,3 +446,72 @@ def save_adapter(
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+
+
+# --- CLI: complementarity finetune ------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument(
+        "--finetune", type=json_arg, required=True,
+        help="JSON: config `finetune` section, the keys that decide the adapter (FinetuneSettings.result_keys)",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint-every", type=int, required=True, help="config finetune.checkpoint_every")
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        choices=[0, 1],
+        required=True,
+        help="config finetune.keep_checkpoints (1 = keep)",
+    )
+    parser.add_argument(
+        "--report-to", choices=["none", "tensorboard"], required=True, help="config finetune.report_to (training logs)"
+    )
+    parser.add_argument("--train", nargs="+", required=True, help="prepared JSONL files")
+    parser.add_argument("--selection", help="selection.json: train on the union of its selected shards only")
+    parser.add_argument("--name", default="adapter", help="name used in logs and metrics")
+    parser.add_argument(
+        "--checkpoint-dir", help="resumable checkpoints go here (outside --out); resumed from if present"
+    )
+    parser.add_argument(
+        "--batch-divisor", type=int, default=1,
+        help="divide the micro-batch by this (OOM retries); the effective batch is kept",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="output adapter folder")
+
+
+def selected_files(files: list[str], selection: str | Path | None) -> list[str]:
+    """The ``files`` of the shards a selection.json selected, in its order (all of them without one)."""
+    from .arguments import stem
+
+    if not selection:
+        return list(files)
+    chosen = json.loads(Path(selection).read_text())["selected"]
+    by_id = {stem(f): f for f in files}
+    missing = [s for s in chosen if s not in by_id]
+    if missing:
+        raise UserError(f"{selection}: selected shard(s) {missing} are not among --train files {sorted(by_id)}")
+    log.info("fine-tuning on the union of %s", ", ".join(chosen))
+    return [by_id[s] for s in chosen]
+
+
+def run(args) -> None:
+    from dataclasses import asdict
+
+    from .records import read_prepared
+
+    runtime = {
+        "checkpoint_every": args.checkpoint_every,
+        "keep_checkpoints": bool(args.keep_checkpoints),
+        "report_to": args.report_to,
+    }
+    ft = asdict(FinetuneSettings.from_dict({**args.finetune, **runtime}))
+    examples = [ex for f in selected_files(args.train, args.selection) for ex in read_prepared(f)]
+    finetune(
+        examples, args.base, args.out, base_cfg=args.base_model, ft=ft, name=args.name,
+        checkpoint_dir=args.checkpoint_dir, batch_divisor=args.batch_divisor,
+    )  # fmt: skip
