@@ -102,6 +102,23 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert study["evaluate_model"] == 1 + 10 + 10 and study["score_group"] == 2 + 2 + 2 * 2
 
 
+def test_dry_run_of_both_final_methods_and_the_export(scratch):
+    def edit(cfg):
+        cfg["final"]["method"] = "merge"
+        cfg["evaluation"]["final_methods"] = ["retrain"]
+
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "merge_both.yaml", edit))
+    counts = job_counts(proc.stdout)
+    assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
+    assert counts["evaluate_model"] == 7  # base, final, final_retrain, all_data, 3 random-k
+    assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
+    assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
+    # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
+    assert job_counts(run_snakemake(scratch, "-n", "export").stdout)["export_merged"] == 1
+    paper = job_counts(run_snakemake(scratch, "-n", "export", "--configfile", "config/paper.yaml").stdout)
+    assert paper["export_merged_gpu"] == 1 and "export_merged" not in paper
+
+
 def test_invalid_config_stops_before_any_job(scratch):
     path = write_config(scratch, "bad.yaml", lambda cfg: cfg["selection"].update(k=12))
     proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
@@ -310,15 +327,18 @@ def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default
     assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
 
 
-def test_changing_checkpointing_reruns_nothing(default_run):
-    """Checkpoint cadence and retention change how a fine-tune runs, not the adapter it writes."""
+def test_changing_checkpointing_or_training_logs_reruns_nothing(default_run):
+    """Checkpoint cadence and retention, and the training logs, change how a fine-tune runs, not the
+    adapter it writes."""
     path = write_config(
-        default_run, "ckpt.yaml", lambda cfg: cfg["finetune"].update(checkpoint_every=7, keep_checkpoints=True)
+        default_run,
+        "ckpt.yaml",
+        lambda cfg: cfg["finetune"].update(checkpoint_every=7, keep_checkpoints=True, report_to="tensorboard"),
     )
     assert dry_run(default_run, "--configfile", path) == {}
-    # The value still reaches the job (as a resource, which Snakemake does not compare between runs).
+    # The values still reach the job (as resources, which Snakemake does not compare between runs).
     proc = run_snakemake(default_run, "-n", "-p", "--forcerun", "finetune_final", "--configfile", path)
-    assert "--checkpoint-every 7 --keep-checkpoints 1" in proc.stdout
+    assert "--checkpoint-every 7 --keep-checkpoints 1 --report-to tensorboard" in proc.stdout
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):

@@ -38,18 +38,24 @@ rule export_merged:
         " > {log:q} 2>&1"
 
 
+# A 4-bit base is dequantized on a GPU: the same job asking for one, under its own name so that the
+# SLURM profile sends it to the GPU partition (and export_merged to the CPU one). Both rules exist;
+# the base model's quantization decides which one makes results/export/merged.
+use rule export_merged as export_merged_gpu with:
+    resources:
+        gpu=1,
+        mem_mb=64000,
+        runtime=60,
+        cpus_per_task=lambda wildcards, threads: threads,
+
+
 if config["base_model"]["quantization"] == "4bit":
 
-    # A 4-bit base is dequantized on the GPU: the same job, asking for one (its own rule name, so the
-    # SLURM profile sends it to the GPU partition and export_merged to the CPU one).
-    use rule export_merged as export_merged_gpu with:
-        resources:
-            gpu=1,
-            mem_mb=64000,
-            runtime=60,
-            cpus_per_task=lambda wildcards, threads: threads,
-
     ruleorder: export_merged_gpu > export_merged
+
+else:
+
+    ruleorder: export_merged > export_merged_gpu
 
 
 rule export:
