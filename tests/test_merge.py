@@ -71,12 +71,13 @@ def test_cat_merge_via_the_cli_is_the_weighted_sum_of_the_deltas(tiny_base, shar
         "merge", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG),
         "--adapter", *[f"{n}={p}" for n, p in shard_adapters.items()],
         "--selection", str(tmp_path / "selection.json"), "--settings", json.dumps(settings),
-        "--out", str(tmp_path / "final"),
+        "--name", "final_merge", "--out", str(tmp_path / "final"),
     )  # fmt: skip
     final = tmp_path / "final"
     assert (final / "adapter_config.json").is_file() and (final / "adapter_model.safetensors").is_file()
     metrics = json.loads((final / "metrics.json").read_text())
     assert metrics["method"] == "merge" and metrics["merged"] == ["s1", "s0"]
+    assert metrics["name"] == "final_merge"  # built beside a retrained final model (plan.Plan.final_name)
     assert metrics["weights"] == {"s1": pytest.approx(0.75), "s0": pytest.approx(0.25)}
     assert metrics["rank"] == 8 and metrics["examples"] == 96  # cat: rank 2 x 4; 48 + 48 examples behind it
     prov = json.loads((final / "train_config.json").read_text())
