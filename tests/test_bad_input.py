@@ -20,7 +20,7 @@ def small_config() -> dict:
     """Two domains and three candidate shards, small enough that nothing takes long."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["domains"] = {
-        d: {"train": f"data/{d}_train.jsonl", "test": f"data/{d}_test.jsonl"} for d in ("count", "maximum")
+        d: {"train": f"data/{d}_train.jsonl", "test": f"data/{d}_test.jsonl"} for d in ("arithmetic", "sort")
     }
     cfg["sharding"] = {"strategy": "files", "files": [f"data/shards/s{i}.jsonl" for i in (1, 2, 3)]}
     cfg["base_model"]["tiny"].update(hidden_size=64, intermediate_size=128, num_heads=2, pretrain_steps=2)
@@ -37,7 +37,7 @@ def workdir(tmp_path) -> Path:
     wd = copy_workflow(tmp_path / "wf")
     data = wd / "data"
     (data / "shards").mkdir(parents=True)
-    for d in ("count", "maximum"):
+    for d in ("arithmetic", "sort"):
         (data / f"{d}_train.jsonl").write_text(head(DEMO / "domains" / d / "train.jsonl", 40))
         (data / f"{d}_test.jsonl").write_text(head(DEMO / "domains" / d / "test.jsonl", 20))
     for i, cand in zip((1, 2, 3), ("cand01", "cand02", "cand04"), strict=True):
@@ -80,7 +80,7 @@ def duplicate_ids(wd: Path) -> None:
 
 
 CASES = {
-    "malformed JSONL": (write("data/count_train.jsonl", '{"prompt": "1 + 1 =", "resp\n', append=True), ["count_train.jsonl", "line 41"]),
+    "malformed JSONL": (write("data/arithmetic_train.jsonl", '{"prompt": "1 + 1 =", "resp\n', append=True), ["arithmetic_train.jsonl", "line 41"]),
     "record missing response": (write("data/shards/s2.jsonl", '{"prompt": "2 + 2 ="}\n', append=True), ["s2.jsonl", "line 31", "response"]),
     "empty prompt": (write("data/sort_test.jsonl", '{"prompt": "  ", "response": "1"}\n', append=True), ["sort_test.jsonl", "line 21", "prompt"]),
     "non-UTF-8 file": (write("data/shards/s3.jsonl", b'{"prompt": "caf\xe9", "response": "x"}\n'), ["s3.jsonl", "UTF-8"]),
@@ -93,10 +93,10 @@ CASES = {
         ["sharding.n_shards", "N=500", "lower n_shards"],
     ),
     "duplicate shard ids": (duplicate_ids, ["duplicate shard id 's1'", "rename one file"]),
-    "unknown evaluator": (edit_config(lambda c: c["domains"]["maximum"].update(evaluator="bleu")), ["domains.sort.evaluator", "'bleu'", "exact_match"]),
+    "unknown evaluator": (edit_config(lambda c: c["domains"]["sort"].update(evaluator="bleu")), ["domains.sort.evaluator", "'bleu'", "exact_match"]),
     "model path missing": (edit_config(lambda c: c["base_model"].update(source="./models/none")), ["base_model.source", "./models/none", "does not exist"]),
-    "missing data file": (edit_config(lambda c: c["domains"]["maximum"].update(test="data/nope.jsonl")), ["domains.sort.test", "data/nope.jsonl", "does not exist"]),
-    "leakage": (shard_with_test_prompt, ["s2", "also in a validation or test set", "data.leakage: drop"]),
+    "missing data file": (edit_config(lambda c: c["domains"]["sort"].update(test="data/nope.jsonl")), ["domains.sort.test", "data/nope.jsonl", "does not exist"]),
+    "leakage": (shard_with_test_prompt, ["s2", "also in domains.sort.test", "Remove them from", "data.leakage: drop"]),
 }  # fmt: skip
 
 

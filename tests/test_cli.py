@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BASE_CFG, FINETUNE, REPO, run_cli
+from conftest import BASE_CFG, FINETUNE, REPO, finetune_flags, run_cli
 
 from complementarity.modeling import IGNORE_INDEX, encode_example, load_base
 from complementarity.records import Example, read_prepared
 
-DOMAINS = ("count", "larger", "maximum", "minimum")
+DOMAINS = ("arithmetic", "reverse", "sort", "units")
 
 
 def _validation_args(prepared: Path) -> list[str]:
@@ -21,7 +21,17 @@ def _validation_args(prepared: Path) -> list[str]:
 
 
 def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
-    args = ["score", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64"]
+    args = [
+        "scoring",
+        "--batch-size",
+        "16",
+        "--base",
+        str(base),
+        "--base-model",
+        json.dumps(BASE_CFG),
+        "--max-seq-len",
+        "64",
+    ]
     args += ["--validation", *_validation_args(prepared), "--out", str(out)]
     if adapters:
         args += ["--adapter", *adapters]
@@ -32,16 +42,16 @@ def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
 def _finetune(base: Path, train: list[Path], out: Path, **overrides) -> dict:
     ft = {**FINETUNE, **overrides}
     run_cli(
-        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", *map(str, train), "--name", out.name, "--out", str(out),
     )  # fmt: skip
     return json.loads((out / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def count_adapter(tiny_base, demo_prepared, tmp_path_factory) -> Path:
+def arithmetic_adapter(tiny_base, demo_prepared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("adapters") / "arith"
-    _finetune(tiny_base, [demo_prepared / "count" / "train.jsonl"], out, max_steps=40)
+    _finetune(tiny_base, [demo_prepared / "arithmetic" / "train.jsonl"], out, max_steps=40)
     return out
 
 
@@ -76,10 +86,10 @@ def test_encoding_puts_loss_on_response_tokens_only(tiny_base):
 def test_score_base_matches_a_direct_computation(tiny_base, demo_prepared, tmp_path):
     scores = _score(tiny_base, demo_prepared, tmp_path / "base.json")["base"]
     assert set(scores) == set(DOMAINS)
-    # Recompute the count NLL one example at a time, without padding or batching.
+    # Recompute the arithmetic NLL one example at a time, without padding or batching.
     model, tok, _ = load_base(tiny_base)
     total, n = 0.0, 0
-    for ex in read_prepared(demo_prepared / "count" / "validation.jsonl"):
+    for ex in read_prepared(demo_prepared / "arithmetic" / "validation.jsonl"):
         enc = encode_example(tok, ex, chat=False, max_seq_len=64)
         with torch.no_grad():
             logits = model(torch.tensor([enc.input_ids])).logits[0, :-1]
@@ -88,40 +98,40 @@ def test_score_base_matches_a_direct_computation(tiny_base, demo_prepared, tmp_p
             if label != IGNORE_INDEX:
                 total -= float(logp[pos, label])
                 n += 1
-    got = scores["count"]
+    got = scores["arithmetic"]
     assert got["response_tokens"] == n
     assert math.isclose(got["nll"], total / n, rel_tol=1e-4), (got["nll"], total / n)
 
 
-def test_finetune_writes_a_standard_peft_adapter_with_provenance(count_adapter, tiny_base):
+def test_finetune_writes_a_standard_peft_adapter_with_provenance(arithmetic_adapter, tiny_base):
     from peft import PeftModel
 
     for name in ("adapter_config.json", "adapter_model.safetensors", "metrics.json", "train_config.json"):
-        assert (count_adapter / name).is_file(), name
-    assert not count_adapter.with_name("arith.partial").exists()
-    metrics = json.loads((count_adapter / "metrics.json").read_text())
+        assert (arithmetic_adapter / name).is_file(), name
+    assert not arithmetic_adapter.with_name("arith.partial").exists()
+    metrics = json.loads((arithmetic_adapter / "metrics.json").read_text())
     assert metrics["steps"] == 40 and metrics["response_tokens_trained"] > 0
     assert metrics["loss_history"][-1]["loss"] < metrics["loss_history"][0]["loss"]
-    prov = json.loads((count_adapter / "train_config.json").read_text())
+    prov = json.loads((arithmetic_adapter / "train_config.json").read_text())
     assert prov["seed"] == FINETUNE["seed"] and prov["versions"]["torch"] and prov["versions"]["peft"]
     assert prov["settings"]["finetune"]["lora_r"] == FINETUNE["lora_r"]
     model, _, _ = load_base(tiny_base)
-    peft_model = PeftModel.from_pretrained(model, str(count_adapter))
+    peft_model = PeftModel.from_pretrained(model, str(arithmetic_adapter))
     lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "LoRA B is still zero: nothing was trained"
 
 
-def test_finetuning_on_a_domain_lowers_its_validation_loss(count_adapter, tiny_base, demo_prepared, tmp_path):
+def test_finetuning_on_a_domain_lowers_its_validation_loss(arithmetic_adapter, tiny_base, demo_prepared, tmp_path):
     base = _score(tiny_base, demo_prepared, tmp_path / "base.json")["base"]
-    tuned = _score(tiny_base, demo_prepared, tmp_path / "a.json", f"arith={count_adapter}")["arith"]
-    assert tuned["count"]["nll"] < base["count"]["nll"]
-    assert tuned["count"]["response_tokens"] == base["count"]["response_tokens"]
+    tuned = _score(tiny_base, demo_prepared, tmp_path / "a.json", f"arith={arithmetic_adapter}")["arith"]
+    assert tuned["arithmetic"]["nll"] < base["arithmetic"]["nll"]
+    assert tuned["arithmetic"]["response_tokens"] == base["arithmetic"]["response_tokens"]
 
 
 def test_finetune_is_deterministic_on_cpu(tiny_base, demo_prepared, tmp_path):
     from safetensors.torch import load_file
 
-    train = [demo_prepared / "maximum" / "train.jsonl"]
+    train = [demo_prepared / "sort" / "train.jsonl"]
     _finetune(tiny_base, train, tmp_path / "one", max_steps=10)
     _finetune(tiny_base, train, tmp_path / "two", max_steps=10)
     _finetune(tiny_base, train, tmp_path / "seed1", max_steps=10, seed=1)
@@ -131,32 +141,34 @@ def test_finetune_is_deterministic_on_cpu(tiny_base, demo_prepared, tmp_path):
     assert not all(torch.equal(one[k], other[k]) for k in one), "another seed gave the same adapter"
 
 
-def test_scoring_several_adapters_in_one_job_equals_one_at_a_time(count_adapter, tiny_base, demo_prepared, tmp_path):
-    other = tmp_path / "minimum"
-    _finetune(tiny_base, [demo_prepared / "minimum" / "train.jsonl"], other, max_steps=10)
-    both = _score(tiny_base, demo_prepared, tmp_path / "both.json", f"arith={count_adapter}", f"minimum={other}")
-    alone = _score(tiny_base, demo_prepared, tmp_path / "alone.json", f"minimum={other}")
+def test_scoring_several_adapters_in_one_job_equals_one_at_a_time(
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    other = tmp_path / "units"
+    _finetune(tiny_base, [demo_prepared / "units" / "train.jsonl"], other, max_steps=10)
+    both = _score(tiny_base, demo_prepared, tmp_path / "both.json", f"arith={arithmetic_adapter}", f"units={other}")
+    alone = _score(tiny_base, demo_prepared, tmp_path / "alone.json", f"units={other}")
     for d in DOMAINS:
-        assert math.isclose(both["minimum"][d]["nll"], alone["minimum"][d]["nll"], rel_tol=1e-6)
-    assert both["arith"]["count"]["nll"] != both["minimum"]["count"]["nll"]
+        assert math.isclose(both["units"][d]["nll"], alone["units"][d]["nll"], rel_tol=1e-6)
+    assert both["arith"]["arithmetic"]["nll"] != both["units"]["arithmetic"]["nll"]
 
 
 def test_adapters_with_the_same_config_are_copied_in_and_others_loaded_the_peft_way(
-    count_adapter, tiny_base, demo_prepared, tmp_path
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
 ):
     """Scoring A, B (same LoRA config: tensors copied in place), C (rank 2: PEFT load), then A again."""
     same, other_rank = tmp_path / "same", tmp_path / "rank2"
-    _finetune(tiny_base, [demo_prepared / "maximum" / "train.jsonl"], same, max_steps=5)
-    _finetune(tiny_base, [demo_prepared / "maximum" / "train.jsonl"], other_rank, max_steps=5, lora_r=2, lora_alpha=4)
-    pairs = [f"a={count_adapter}", f"b={same}", f"c={other_rank}", f"a2={count_adapter}"]
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], same, max_steps=5)
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], other_rank, max_steps=5, lora_r=2, lora_alpha=4)
+    pairs = [f"a={arithmetic_adapter}", f"b={same}", f"c={other_rank}", f"a2={arithmetic_adapter}"]
     proc = run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
         "--validation", *[f"{d}={demo_prepared / d / 'validation.jsonl'}" for d in DOMAINS],
         "--adapter", *pairs, "--out", str(tmp_path / "all.json"),
     )  # fmt: skip
     assert "scored b (weights copied)" in proc.stderr and "scored c (loaded)" in proc.stderr
     together = json.loads((tmp_path / "all.json").read_text())["scores"]
-    for name, path in (("a", count_adapter), ("b", same), ("c", other_rank)):
+    for name, path in (("a", arithmetic_adapter), ("b", same), ("c", other_rank)):
         alone = _score(tiny_base, demo_prepared, tmp_path / f"{name}.json", f"{name}={path}")[name]
         for d in DOMAINS:
             assert math.isclose(together[name][d]["nll"], alone[d]["nll"], rel_tol=1e-6), (name, d)
@@ -180,19 +192,19 @@ def test_length_batches_bound_padding_and_batch_size():
 
 def test_final_finetune_uses_only_the_selected_shards(tiny_base, demo_prepared, tmp_path):
     shards = []
-    for d in ("count", "maximum", "minimum"):
+    for d in ("arithmetic", "sort", "units"):
         p = tmp_path / f"{d}.jsonl"
         p.write_text((demo_prepared / d / "train.jsonl").read_text())
         shards.append(p)
     sel = tmp_path / "selection.json"
-    sel.write_text(json.dumps({"selected": ["minimum", "count"]}))
+    sel.write_text(json.dumps({"selected": ["units", "arithmetic"]}))
     out = tmp_path / "final"
     ft = {**FINETUNE, "max_steps": 2}
     run_cli(
-        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", *map(str, shards), "--selection", str(sel), "--out", str(out),
     )  # fmt: skip
-    n_expected = sum(len(read_prepared(tmp_path / f"{d}.jsonl")) for d in ("minimum", "count"))
+    n_expected = sum(len(read_prepared(tmp_path / f"{d}.jsonl")) for d in ("units", "arithmetic"))
     assert json.loads((out / "metrics.json").read_text())["examples"] == n_expected
 
 
@@ -204,7 +216,7 @@ def test_prepare_data_names_file_and_line_of_malformed_jsonl(tmp_path):
     bad.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "c", "response": \n')
     domains = {"d": {"train": str(bad)}}
     data = {"validation_fraction": 0.5, "validation_max": None, "leakage": "error", "seed": 0}
-    proc = run_cli("prepare-data", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(tmp_path / "out"), check=False)  # fmt: skip
+    proc = run_cli("prepare", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(tmp_path / "out"), check=False)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.startswith("ERROR: ") and "bad.jsonl" in proc.stderr and "line 2" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -215,7 +227,7 @@ def test_prepare_data_names_file_and_line_of_malformed_jsonl(tmp_path):
 def test_4bit_without_cuda_is_a_clear_error(tiny_base, demo_prepared, tmp_path):
     cfg = {**BASE_CFG, "quantization": "4bit"}
     proc = run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -226,9 +238,9 @@ def test_4bit_without_cuda_is_a_clear_error(tiny_base, demo_prepared, tmp_path):
 def test_missing_local_model_path_is_named(tmp_path, demo_prepared):
     base_dir = tmp_path / "base"
     cfg = {**BASE_CFG, "source": str(tmp_path / "no_such_model")}
-    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    run_cli("base_model", "--max-seq-len", "64", "--base-model", json.dumps(cfg), "--out", str(base_dir))
     proc = run_cli(
-        "score", "--base", str(base_dir), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(base_dir), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "no_such_model" in proc.stderr and "does not exist" in proc.stderr
@@ -247,10 +259,21 @@ def test_validate_config_reports_k_larger_than_n(tmp_path):
 def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
     table = tmp_path / "c.tsv"
     table.write_text("shard\ta\tmean\ns1\t0.1\t0.1\ns2\t0.2\t0.2\n")
-    proc = run_cli("select", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
+    proc = run_cli("selection", "topk", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "k=3" in proc.stderr
     assert not (tmp_path / "s.json").exists()
-    run_cli("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
+    run_cli(
+        "selection",
+        "topk",
+        "--table",
+        str(table),
+        "--k",
+        "1",
+        "--metric",
+        "relative",
+        "--out",
+        str(tmp_path / "s.json"),
+    )
     assert json.loads((tmp_path / "s.json").read_text())["selected"] == ["s2"]
 
 
@@ -258,7 +281,7 @@ def test_a_local_model_folder_loads_through_from_pretrained(tiny_base, demo_prep
     """The non-tiny path (hub id or local folder) on a local folder: same model, same losses."""
     cfg = {**BASE_CFG, "source": str(tiny_base)}
     base_dir = tmp_path / "base"
-    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    run_cli("base_model", "--max-seq-len", "64", "--base-model", json.dumps(cfg), "--out", str(base_dir))
     assert json.loads((base_dir / "base_model.json").read_text())["weights"] == str(tiny_base)
     assert not (base_dir / "model.safetensors").exists(), "a hub/local base must not be copied"
     via_folder = _score(base_dir, demo_prepared, tmp_path / "a.json")["base"]
@@ -272,30 +295,30 @@ def test_qlora_4bit_finetune_and_score_on_gpu(tiny_base, demo_prepared, tmp_path
     cfg = {**BASE_CFG, "quantization": "4bit", "dtype": "bfloat16"}
     out = tmp_path / "qlora"
     run_cli(
-        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--finetune", json.dumps(FINETUNE),
-        "--train", str(demo_prepared / "count" / "train.jsonl"), "--out", str(out),
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(cfg), *finetune_flags(FINETUNE),
+        "--train", str(demo_prepared / "arithmetic" / "train.jsonl"), "--out", str(out),
     )  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["peak_gpu_memory_gb"] > 0 and math.isfinite(metrics["final_loss"])
     run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--adapter", f"q={out}", "--out", str(tmp_path / "s.json"),
     )  # fmt: skip
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]["q"]
     assert all(math.isfinite(r["nll"]) for r in scores.values())
 
 
-def test_evaluate_cli_on_the_tiny_model(count_adapter, tiny_base, demo_prepared, tmp_path):
+def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prepared, tmp_path):
     settings = {"test_limit": 30, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5}  # fmt: skip
-    tests = [f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("count", "maximum")]
+    tests = [f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")]
     out = tmp_path / "final.json"
     run_cli(
-        "evaluate", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--adapter", str(count_adapter),
-        "--name", "final", "--test", *tests, "--evaluators", json.dumps({"count": "exact_match", "maximum": "exact_match"}),
+        "evaluation", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--adapter", str(arithmetic_adapter),
+        "--name", "final", "--test", *tests, "--evaluators", json.dumps({"arithmetic": "exact_match", "sort": "exact_match"}),
         "--settings", json.dumps(settings), "--out", str(out),
     )  # fmt: skip
     result = json.loads(out.read_text())
-    assert result["model"] == "final" and list(result["domains"]) == ["count", "maximum"]
+    assert result["model"] == "final" and list(result["domains"]) == ["arithmetic", "sort"]
     for r in result["domains"].values():
         assert r["n"] == 30 and len(r["per_item"]) == 30 and r["correct"] == sum(i["correct"] for i in r["per_item"])
         assert all(i["n_tokens"] <= 8 for i in r["per_item"])
@@ -311,14 +334,13 @@ def test_check_shards_counts_records_by_their_domain_label(tmp_path):
     src = tmp_path / "cand.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     shard = tmp_path / "shards" / "cand.jsonl"
-    run_cli("make-shard", "--input", str(src), "--shard", "cand", "--held-out", str(held), "--out", str(shard))
+    args = ["shards", "file", "--input", str(src), "--shard", "cand", "--test", str(held), "--leakage", "error"]
+    run_cli(*args, "--out", str(shard))
     assert [ex.domain for ex in read_prepared(shard)] == ["math"] * 3 + ["code"] * 2 + [None]
-    run_cli("check-shards", "--shards", str(shard), "--out", str(tmp_path / "checked.tsv"))
+    run_cli("shards", "check", "--shards", str(shard), "--out", str(tmp_path / "checked.tsv"))
     assert (tmp_path / "checked.tsv").read_text().splitlines()[1] == "cand\t6\tcode=2, math=3, unknown=1"
     # The leakage error of a shard names the held-out set and the shard file to fix.
     src.write_text(src.read_text() + '{"prompt": "held out", "response": "y"}\n')
-    proc = run_cli(
-        "make-shard", "--input", str(src), "--shard", "cand", "--held-out", str(held), "--out", str(shard), check=False
-    )
+    proc = run_cli(*args, "--out", str(shard), check=False)
     assert proc.returncode == 2 and "1 training record(s) have a prompt that is also in domains.d.test" in proc.stderr
     assert f"Remove them from {src}" in proc.stderr

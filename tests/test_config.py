@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from complementarity.config import load_schema, load_yaml, shard_ids, validate_config
 from complementarity.errors import ConfigError
@@ -329,7 +331,7 @@ KEY_LINE = re.compile(r"^\s*[A-Za-z_][\w-]*:")
 
 def test_embedded_config_validates() -> None:
     config = validate_config(load_yaml(REPO / "config" / "config.yaml"), base_dir=REPO)
-    assert set(config["domains"]) == {"count", "larger", "maximum", "minimum"}
+    assert set(config["domains"]) == {"arithmetic", "reverse", "sort", "units"}
     assert config["sharding"]["strategy"] == "files"
     assert shard_ids(config) == [f"cand{i:02d}" for i in range(1, 11)]
     assert 1 <= config["selection"]["k"] <= len(shard_ids(config))
@@ -404,12 +406,11 @@ def test_pretrain_on_domains_without_train_data_names_the_fix(tmp_path: Path) ->
 
 
 def test_describe_resolution_lists_defaults_that_differ_from_the_embedded_config(tmp_path: Path) -> None:
-    import copy
 
     from complementarity.config import describe_resolution
 
     raw = {
-        "domains": {"count": {"train": "config/demo/domains/count/train.jsonl"}},
+        "domains": {"arithmetic": {"train": "config/demo/domains/arithmetic/train.jsonl"}},
         "sharding": {"strategy": "files", "files": ["config/demo/shards/cand01.jsonl"]},
         "selection": {"k": 1},
         "finetune": {"epochs": 4, "learning_rate": 0.002},
@@ -432,3 +433,37 @@ def test_describe_resolution_lists_defaults_that_differ_from_the_embedded_config
         embedded, validate_config(copy.deepcopy(embedded), REPO), configfiles=[], workflow_dir=REPO
     )
     assert text == "config: config/config.yaml (the embedded default)"
+
+
+def test_the_accuracy_config_validates_and_sets_every_recipe_key(capsys) -> None:
+    """config/accuracy.yaml (opt-in): valid, its own data, and no key left to a schema default unlike the default's."""
+    raw = load_yaml(REPO / "config" / "accuracy.yaml")
+    config = validate_config(copy.deepcopy(raw), base_dir=REPO, announce=["config/accuracy.yaml"])
+    assert set(config["domains"]) == {"count", "larger", "maximum", "minimum"}
+    assert all(f.startswith("config/accuracy/shards/") for f in config["sharding"]["files"])
+    assert config["base_model"]["tiny"]["pretrain_loss"] == "response"
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("config: config/accuracy.yaml. It replaces config/config.yaml") and "key(s) left out" not in err
+    )
+    # The embedded default keeps the schema default (loss on every token) and is announced in one line.
+    embedded = validate_config(load_yaml(REPO / "config" / "config.yaml"), base_dir=REPO, announce=[])
+    assert embedded["base_model"]["tiny"]["pretrain_loss"] == "all"
+    assert capsys.readouterr().err == "config: config/config.yaml (the embedded default)\n"
+
+
+def test_validate_config_cli_prints_the_keys_left_to_defaults(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    mine = tmp_path / "mine.yaml"
+    cfg = load_yaml(REPO / "config" / "config.yaml")
+    del cfg["evaluation"]["max_new_tokens"]
+    mine.write_text(yaml.safe_dump(cfg))
+    proc = run_cli("validate-config", str(mine), "--base-dir", str(REPO))
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"OK: {mine}: 4 domains, 10 shards")
+    assert lines[1].startswith(f"config: {mine}. It replaces config/config.yaml")
+    assert "1 key(s) left out take a schema default that differs from config/config.yaml" in proc.stdout
+    assert [line.split() for line in lines if line.startswith("  ")] == [
+        ["evaluation.max_new_tokens", "256", "(config/config.yaml:", "24)"]
+    ]

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from complementarity.errors import UserError
-from complementarity.evaluation import evaluate, generate, generate_ids, predict_choices, run_python
-from complementarity.evaluation.evaluate import mmlu_context
+from complementarity.evaluation.evaluate import evaluate, mmlu_context, predict_choices
+from complementarity.evaluation.generate import generate, generate_ids
+from complementarity.evaluation.sandbox import run_python
 from complementarity.evaluation.scorers import exact_match, extract_code
 from complementarity.modeling import encode_prompt, load_base
 from complementarity.records import Example, read_prepared
@@ -102,7 +103,7 @@ def test_the_chat_template_is_used_when_the_tokenizer_has_one(tiny):
 
 def test_evaluate_exact_match_scores_the_models_own_answers_as_correct(tiny, demo_prepared):
     model, tok = tiny
-    examples = read_prepared(demo_prepared / "count" / "test.jsonl")[:12]
+    examples = read_prepared(demo_prepared / "arithmetic" / "test.jsonl")[:12]
     outputs = generate(model, tok, [e.prompt for e in examples], template="plain", max_new_tokens=8)
     own = [Example(e.prompt, g.text, e.id) for e, g in zip(examples, outputs, strict=True)]
     result = evaluate(model, tok, own, "exact_match", template="plain", max_new_tokens=8, batch_size=5)

@@ -15,11 +15,11 @@ import pytest
 import yaml
 from conftest import REAL, REPO, copy_workflow, job_counts, run_snakemake
 
-from complementarity.metric import random_k
+from complementarity.selection import random_k
 
 pytestmark = pytest.mark.workflow
 
-DEMO_DOMAINS = ["count", "larger", "maximum", "minimum"]
+DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
 
 
 def write_config(workdir: Path, name: str, edit) -> str:
@@ -89,10 +89,10 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shards"] == 1
     for domain in ("math", "coding", "medicine", "physics"):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
-    assert "config/demo/domains" not in proc.stdout, "the default config leaked into the paper run"
+    assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
-    for command in ("finetune", "score", "evaluate"):
+    for command in ("finetune", "scoring", "evaluation"):
         gpu_lines = [ln for ln in proc.stdout.splitlines() if f"complementarity {command} " in ln]
         prefix = f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 complementarity {command} "
         assert gpu_lines and all(prefix in ln for ln in gpu_lines), command
@@ -102,31 +102,29 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert study["evaluate_model"] == 1 + 10 + 10 and study["score_group"] == 2 + 2 + 2 * 2
 
 
+def test_dry_run_of_both_final_methods_and_the_export(scratch):
+    def edit(cfg):
+        cfg["final"]["method"] = "merge"
+        cfg["evaluation"]["final_methods"] = ["retrain"]
+
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "merge_both.yaml", edit))
+    counts = job_counts(proc.stdout)
+    assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
+    assert counts["evaluate_model"] == 7  # base, final, final_retrain, all_data, 3 random-k
+    assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
+    assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
+    # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
+    assert job_counts(run_snakemake(scratch, "-n", "export").stdout)["export_merged"] == 1
+    paper = job_counts(run_snakemake(scratch, "-n", "export", "--configfile", "config/paper.yaml").stdout)
+    assert paper["export_merged_gpu"] == 1 and "export_merged" not in paper
+
+
 def test_invalid_config_stops_before_any_job(scratch):
     path = write_config(scratch, "bad.yaml", lambda cfg: cfg["selection"].update(k=12))
     proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
     assert proc.returncode != 0
     assert "selection.k: k=12 is larger than the number of shards N=10" in proc.stdout + proc.stderr
     assert not (scratch / "results").exists()
-
-
-def test_pretrain_on_domains_without_train_data_stops_at_validation(scratch):
-    """Issue 13: it used to pass validation, then fail in build_base_model with a traceback."""
-
-    def validation_only(cfg):
-        for spec in cfg["domains"].values():
-            spec["validation"] = spec.pop("train")
-        cfg["base_model"]["tiny"]["pretrain_on"] = "domains"
-
-    path = write_config(scratch, "no_train.yaml", validation_only)
-    proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
-    assert proc.returncode != 0 and "base_model.tiny.pretrain_on" in proc.stdout + proc.stderr
-    assert "set pretrain_on: shards" in proc.stdout + proc.stderr
-    assert not (scratch / "results").exists()
-    # The run says which config it uses and what it left to schema defaults (here: nothing differs).
-    ok = run_snakemake(scratch, "-n", "--configfile", write_config(scratch, "copy.yaml", lambda cfg: None))
-    assert "config: " in ok.stderr and "It replaces config/config.yaml (the two are not merged)" in ok.stderr
-    assert "key(s) left out" not in ok.stderr
 
 
 def test_study_without_test_sets_names_the_fix(scratch):
@@ -182,23 +180,30 @@ def test_default_run_outputs(default_run):
 
     assert not list((default_run / "results" / "checkpoints").glob("*/checkpoint.pt")), "checkpoints left behind"
 
-    # The shard table counts each shard's records by the domain its records are labelled with.
-    checked = pd.read_csv(default_run / "results" / "data" / "shards" / "checked.tsv", sep="\t").set_index("shard")
-    assert checked.loc["cand01", "domains"] == ", ".join(f"{d}=100" for d in DEMO_DOMAINS)
-    # Evaluation: every model on every domain's 300 test items, with intervals and training fractions.
+    # Evaluation: every model on every domain's 200 test items, with intervals and training fractions.
     ev = pd.read_csv(default_run / "results" / "evaluation.tsv", sep="\t")
-    models = {"base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))}
-    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 36
-    assert (ev["n"] == 300).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
+    models = {"base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"}
+    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 24
+    assert (ev["n"] == 200).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
     fraction = ev.groupby("model")["train_fraction"].first()
     assert fraction["base"] == 0 and fraction["all_data"] == 1 and fraction["final"] == pytest.approx(0.2)
     report = (default_run / "results" / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 6 seeds)" in report
-    assert "Is the selected model better?" in report and "| mean over domains | random k |" in report
-    assert "On the mean over domains:" in report
+    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
+    assert "Is the selected model better?" in report
     for fig in ("complementarity_heatmap", "accuracy"):
         for ext in ("png", "svg"):
             assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
+    # Cost: every stage from the benchmark files; the selection against the all-data baseline.
+    cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
+    assert (
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 6
+    )
+    assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
+    selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
+    assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
+    assert cost.loc["total: all-data baseline", "data_fraction"] == 1 and (cost["wall_s"] > 0).all()
+    assert cost.loc["fan-out", "gpu_hours_requested"] == 10 * 4  # 10 jobs x gpu=1 x runtime 240 min
+    assert "## Cost of each stage" in report and "| **total: all-data baseline** | 1 |" in report
     # Nothing left to do: the run is complete and consistent.
     assert dry_run(default_run) == {}
 
@@ -243,8 +248,8 @@ def test_study_target_on_the_default_run(default_run):
     pred = pd.read_csv(out / "predictors.tsv", sep="\t")
     assert list(pred["scope"]) == ["all", *DEMO_DOMAINS]
     assert (pred["n_models"] == 10).all() and (pred["draws"] == 20).all()
-    assert pred.set_index("scope").loc["count", "test_validation_items"] == 20
-    assert pred.set_index("scope").loc["count", "remaining_items"] == 280
+    assert pred.set_index("scope").loc["arithmetic", "test_validation_items"] == 20
+    assert pred.set_index("scope").loc["arithmetic", "remaining_items"] == 180
     draws = pd.read_csv(out / "predictor_draws.tsv", sep="\t")
     assert len(draws) == 5 * 20
 
@@ -277,7 +282,7 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
     assert dry_run(default_run, "--configfile", path) == {
         "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
-        "evaluate_model": 4, "report": 1, "all": 1,
+        "evaluate_model": 4, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -289,17 +294,51 @@ def test_changing_the_metric_reruns_the_fan_in_only(default_run):
         "select_topk": 1,
         "finetune_final": 1,
         "evaluate_model": 1,
+        "cost_table": 1,
         "report": 1,
         "all": 1,
     }
 
 
+def test_changing_the_final_method_reruns_only_the_final_stage_and_what_follows(default_run):
+    """final.method merge replaces the final fine-tune by a merge; nothing upstream reruns."""
+    path = write_config(default_run, "merge.yaml", lambda cfg: cfg["final"].update(method="merge"))
+    after_final = {"evaluate_model": 1, "cost_table": 1, "report": 1, "all": 1}
+    assert dry_run(default_run, "--configfile", path) == {"merge_final": 1, **after_final}
+    # Merge settings only matter to the merge: with retrain they rerun nothing.
+    path = write_config(default_run, "dens.yaml", lambda cfg: cfg["final"]["merge"].update(combination="svd"))
+    assert dry_run(default_run, "--configfile", path) == {}
+    # Both methods evaluated: the merge is built beside results/final (untouched) and evaluated as final_merge.
+    path = write_config(
+        default_run, "both.yaml", lambda cfg: cfg["evaluation"].update(final_methods=["retrain", "merge"])
+    )
+    proc = run_snakemake(default_run, "-n", "--configfile", path)
+    assert job_counts(proc.stdout) == {"merge_final": 1, **after_final}
+    assert "results/final_merge" in proc.stdout and "wildcards: model=final_merge" in proc.stdout
+
+
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 6
-    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 8  # all but the base model
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
+    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
+    # ... and what follows them: their scoring, the fan-in, the report.
+    assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
+
+
+def test_changing_checkpointing_or_training_logs_reruns_nothing(default_run):
+    """Checkpoint cadence and retention, and the training logs, change how a fine-tune runs, not the
+    adapter it writes."""
+    path = write_config(
+        default_run,
+        "ckpt.yaml",
+        lambda cfg: cfg["finetune"].update(checkpoint_every=7, keep_checkpoints=True, report_to="tensorboard"),
+    )
+    assert dry_run(default_run, "--configfile", path) == {}
+    # The values still reach the job (as resources, which Snakemake does not compare between runs).
+    proc = run_snakemake(default_run, "-n", "-p", "--forcerun", "finetune_final", "--configfile", path)
+    assert "--checkpoint-every 7 --keep-checkpoints 1 --report-to tensorboard" in proc.stdout
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):
@@ -309,9 +348,9 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
     # Its scoring group (cand01-cand05, scoring.group_size 5) is rescored: one job, one base-model load.
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
-    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
-    with_cand05 = [s for s in range(1, 7) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
+    with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}
     if with_cand05:
         expected["finetune_random"] = len(with_cand05)

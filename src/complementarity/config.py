@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,13 @@ def _fill_defaults(node: Any, schema: dict[str, Any]) -> None:
         for key, value in node.items():
             if key not in schema.get("properties", {}):
                 _fill_defaults(value, extra)
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of one config section (nested objects filled in too)."""
+    node: dict[str, Any] = {}
+    _fill_defaults(node, load_schema()["properties"][section])
+    return node
 
 
 def _key_path(path: Any) -> str:
@@ -207,11 +215,23 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append(
             f"base_model.tiny.num_heads: {tiny['num_heads']} does not divide hidden_size {tiny['hidden_size']}; pick a divisor"
         )
+    if "merge" in (config["final"]["method"], *config["evaluation"]["final_methods"]):
+        from .merge import merge_settings_errors
+
+        problems += merge_settings_errors(config["final"]["merge"])
     return problems
 
 
-def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
-    """Validate ``config`` and fill in defaults in place; return it. Raises ConfigError listing every problem."""
+def validate_config(
+    config: dict[str, Any], base_dir: str | Path = ".", *, announce: list[str] | None = None
+) -> dict[str, Any]:
+    """Validate ``config`` and fill in defaults in place; return it. Raises ConfigError listing every problem.
+
+    ``announce``: the run's ``--configfile`` list (the workflow passes it); then, once the config is
+    valid, print to stderr which config the run uses and the keys it left to schema defaults that
+    differ from the embedded default (:func:`describe_resolution`).
+    """
+    raw = copy.deepcopy(config) if announce is not None else None  # as written, before the defaults fill it
     schema = load_schema()
     problems = schema_errors(config, schema)
     if not problems:
@@ -225,6 +245,11 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
             + ("s" if len(problems) > 1 else "")
             + "):\n  - "
             + "\n  - ".join(problems)
+        )
+    if announce is not None:
+        print(
+            describe_resolution(raw, config, configfiles=[str(f) for f in announce], workflow_dir=base_dir),
+            file=sys.stderr,
         )
     return config
 
@@ -304,3 +329,18 @@ def describe_resolution(
         width = max(len(k) for k, _, _ in differ)
         lines += [f"  {k:<{width}}  {v!r:<12} ({EMBEDDED}: {e!r})" for k, v, e in differ]
     return "\n".join(lines)
+
+
+# --- CLI: complementarity validate-config -----------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--base-dir", default=".", help="folder relative paths in the config resolve against")
+
+
+def run(args) -> None:
+    raw = load_yaml(args.config)
+    cfg = validate_config(copy.deepcopy(raw), args.base_dir)
+    print(f"OK: {args.config}: {len(cfg['domains'])} domains, {len(shard_ids(cfg))} shards, k={cfg['selection']['k']}")
+    print(describe_resolution(raw, cfg, configfiles=[args.config], workflow_dir=args.base_dir))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from conftest import BASE_CFG, FINETUNE
 
+from complementarity.finetune import lora_config, response_only_heads
 from complementarity.modeling import collate, encode_all, load_base
 from complementarity.records import read_prepared
-from complementarity.train import lora_config, response_only_heads
 
 
 def test_response_only_logits_match_the_full_logits_loss(tiny_base, demo_prepared):
@@ -22,7 +22,7 @@ def test_response_only_logits_match_the_full_logits_loss(tiny_base, demo_prepare
                 p.normal_(0, 0.02)
     heads = response_only_heads(peft_model)
     assert heads is not None, "the tiny model is a Llama: the fast path must apply"
-    examples = read_prepared(demo_prepared / "maximum" / "train.jsonl")[:24]
+    examples = read_prepared(demo_prepared / "sort" / "train.jsonl")[:24]
     enc = encode_all(tok, examples, template=BASE_CFG["prompt_template"], max_seq_len=64)
     ids, mask, labels = collate(enc, tok.pad_token_id)
     target = labels[:, 1:]
