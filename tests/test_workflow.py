@@ -127,6 +127,41 @@ def test_invalid_config_stops_before_any_job(scratch):
     assert not (scratch / "results").exists()
 
 
+def test_pretrain_on_domains_without_train_data_stops_at_validation(scratch):
+    """Issue 13: it used to pass validation, then fail in build_base_model with a traceback."""
+
+    def validation_only(cfg):
+        for spec in cfg["domains"].values():
+            spec["validation"] = spec.pop("train")
+        cfg["base_model"]["tiny"]["pretrain_on"] = "domains"
+
+    path = write_config(scratch, "no_train.yaml", validation_only)
+    proc = run_snakemake(scratch, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0 and "base_model.tiny.pretrain_on" in proc.stdout + proc.stderr
+    assert "set pretrain_on: shards" in proc.stdout + proc.stderr
+    assert not (scratch / "results").exists()
+    # The run says which config it uses and what it left to schema defaults (here: nothing differs).
+    ok = run_snakemake(scratch, "-n", "--configfile", write_config(scratch, "copy.yaml", lambda cfg: None))
+    assert "config: " in ok.stderr and "It replaces config/config.yaml (the two are not merged)" in ok.stderr
+    assert "key(s) left out" not in ok.stderr
+    # The embedded default announces itself in one line.
+    assert "config: config/config.yaml (the embedded default)" in run_snakemake(scratch, "-n").stderr
+
+
+def test_dry_run_of_the_accuracy_config(scratch):
+    """config/accuracy.yaml (opt-in): its own domains and shards, 6 random-k seeds, its base model recipe."""
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/accuracy.yaml")
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_shard"] == 10 and counts["make_shard"] == 10 and counts["score_group"] == 2
+    assert counts["finetune_random"] == 6 and counts["evaluate_model"] == 9  # base, final, all data, 6 random k
+    for domain in ("count", "larger", "maximum", "minimum"):
+        assert f"results/data/domains/{domain}/test.jsonl" in proc.stdout
+    assert "config/accuracy/shards/cand03.jsonl" in proc.stdout and "config/demo/" not in proc.stdout
+    assert '"pretrain_loss": "response"' in proc.stdout and '"max_new_tokens": 4' in proc.stdout
+    assert "config: config/accuracy.yaml. It replaces config/config.yaml" in proc.stderr
+    assert "key(s) left out" not in proc.stderr
+
+
 def test_study_without_test_sets_names_the_fix(scratch):
     def drop_tests(cfg):
         for spec in cfg["domains"].values():

@@ -300,7 +300,14 @@ def describe_resolution(
     real models, not for the tiny demo). This lists those keys, with both values, so that a user who
     copied three keys sees which recipe the rest of the run follows.
     """
-    names = ", ".join(configfiles) if configfiles else EMBEDDED
+
+    def shown(f: str) -> str:  # Snakemake passes absolute paths: show them relative to the workflow
+        try:
+            return str(Path(f).resolve().relative_to(Path(workflow_dir).resolve()))
+        except ValueError:
+            return str(f)
+
+    names = ", ".join(map(shown, configfiles)) if configfiles else EMBEDDED
     embedded_path = Path(workflow_dir) / EMBEDDED
     is_embedded = not configfiles or all(Path(f).resolve() == embedded_path.resolve() for f in configfiles)
     if is_embedded:
