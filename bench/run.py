@@ -42,6 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 import yaml
 
+from complementarity.config import validate_config
 from complementarity.finetune import LoraTrainer, lora_config
 from complementarity.modeling import encode_all, load_base, write_manifest
 from complementarity.scoring import nll, score
@@ -50,7 +51,7 @@ from complementarity.tiny import build_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+CONFIG = validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), REPO)  # schema defaults filled
 DOMAINS = ("arithmetic", "reverse", "sort", "units")
 BASE_CFG = {**CONFIG["base_model"], "revision": None}
 

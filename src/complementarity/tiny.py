@@ -82,7 +82,7 @@ def build_tiny(
     encoded = encode_all(
         tokenizer, examples, template="plain", max_seq_len=min(max_seq_len, cfg.max_position_embeddings)
     )
-    if tiny.get("pretrain_loss", "all") == "all":
+    if tiny["pretrain_loss"] == "all":
         for e in encoded:
             e.labels = list(e.input_ids)
     steps = tiny["pretrain_steps"]
