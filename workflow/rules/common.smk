@@ -195,6 +195,7 @@ def eval_settings():
         "num_fewshot",
         "mc_format",
         "sandbox_timeout",
+        "layout",
     )
     return as_json({k: EVAL[k] for k in keys})
 

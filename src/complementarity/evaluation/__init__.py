@@ -8,7 +8,7 @@
 Nothing here imports torch at module level; the model-facing functions import it when called.
 """
 
-from .evaluate import DEFAULT_STOP, MC_FORMATS, evaluate, predict_choices
+from .evaluate import DEFAULT_STOP, LAYOUTS, MC_FORMATS, evaluate, predict_choices
 from .generate import Generation, generate, generate_ids
 from .sandbox import ISOLATION, Limits, Result, SandboxError, resolve_isolation, run_many, run_python
 from .scorers import EVALUATORS, extract_code, mbpp_program, score_details, score_predictions
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_STOP",
     "EVALUATORS",
     "ISOLATION",
+    "LAYOUTS",
     "MC_FORMATS",
     "Generation",
     "Limits",
