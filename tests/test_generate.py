@@ -242,5 +242,5 @@ def test_evaluate_multiple_choice(tiny, mmlu):
     picks = [max(i["logprobs"], key=i["logprobs"].get) for i in result["per_item"]]
     assert [i["prediction"] for i in result["per_item"]] == picks
     assert result["correct"] == sum(p == g for p, g in zip(picks, gold, strict=True))
-    with pytest.raises(UserError, match="multiple_choice evaluator .and gsm8k in the harness layout. only"):
+    with pytest.raises(UserError, match=r"multiple_choice evaluator \(and gsm8k in the harness layout\) only"):
         evaluate(model, tok, test, "exact_match", few_shot=dev)
