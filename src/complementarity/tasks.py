@@ -190,7 +190,11 @@ MBPP_STOP = ("\n[DONE]", "[DONE]", "\nassert", '\n"""', "\nif __name__", "\nprin
 MBPP_HARNESS_STOP = ("[DONE]",)
 """The harness's mbpp ``until``."""
 MBPP_HARNESS_TIMEOUT = 3.0
-"""Seconds per program in HF ``code_eval`` (``compute(..., timeout=3.0)``, the default lm_eval keeps)."""
+"""Seconds a program may run in HF ``code_eval`` (``compute(..., timeout=3.0)``, the default lm_eval keeps),
+timed in-process around ``exec`` as there (:func:`mbpp_harness_program`)."""
+MBPP_HARNESS_WALL = MBPP_HARNESS_TIMEOUT + 2.0
+"""The sandbox's wall clock for a harness-layout program: ``code_eval`` kills its process ``timeout + 1``
+seconds after start; one more second here covers the sandbox's own start-up."""
 MBPP_HARNESS_SHOTS: tuple[dict[str, Any], ...] = (
     {
         "task_id": 2,
@@ -299,14 +303,76 @@ def mbpp_harness_reference(ex: Example) -> str:
 
 
 def mbpp_harness_program(completion: str, ex: Example) -> str:
-    """The program HF ``code_eval`` checks: ``completion + "\n" + reference``, run as ``exec(program, {})``.
+    """The program HF ``code_eval`` checks, ``completion + "\\n" + reference``, run as ``code_eval`` runs it.
 
-    The raw continuation is the program (no extraction, no setup code, no challenge tests). It is
-    wrapped in ``exec`` with an empty globals dict as ``code_eval`` runs it, so ``__name__`` is
-    ``"builtins"`` there too (an ``if __name__ == "__main__":`` block does not run).
+    The raw continuation is the program (no extraction, no setup code, no challenge tests). The
+    returned text reproduces ``code_eval``'s ``unsafe_execute`` around it (:data:`_CODE_EVAL_RUNNER`):
+    its ``reliability_guard`` (``exit``/``quit``/``os.kill``/``os.remove``/``subprocess.Popen``/… set
+    to ``None``), input and output swallowed (reading raises ``OSError``), ``exec(program, {})`` (so
+    ``__name__`` is ``"builtins"``: an ``if __name__ == "__main__":`` block does not run) under a
+    :data:`MBPP_HARNESS_TIMEOUT`-second ``ITIMER_REAL`` alarm. Any exception fails; the sandbox's
+    completion marker then also requires that nothing exited before the end.
     """
     program = completion + "\n" + mbpp_harness_reference(ex)
-    return f"exec(compile({program!r}, '<string>', 'exec'), {{}})\n"
+    return _CODE_EVAL_RUNNER.replace("__PROGRAM__", repr(program)).replace("__TIMEOUT__", repr(MBPP_HARNESS_TIMEOUT))
+
+
+_CODE_EVAL_RUNNER = """\
+# HF evaluate's metrics/code_eval/execute.py (Apache-2.0): unsafe_execute, as lm_eval's mbpp runs it.
+import builtins, contextlib, faulthandler, io, os, shutil, signal, subprocess, sys
+
+
+class TimeoutException(Exception):
+    pass
+
+
+class WriteOnlyStringIO(io.StringIO):
+    def read(self, *args, **kwargs):
+        raise OSError
+
+    def readline(self, *args, **kwargs):
+        raise OSError
+
+    def readlines(self, *args, **kwargs):
+        raise OSError
+
+    def readable(self, *args, **kwargs):
+        return False
+
+
+class redirect_stdin(contextlib._RedirectStream):
+    _stream = "stdin"
+
+
+def _on_alarm(signum, frame):
+    raise TimeoutException("Timed out!")
+
+
+faulthandler.disable()
+builtins.exit = None
+builtins.quit = None
+os.environ["OMP_NUM_THREADS"] = "1"
+for _name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+              "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+              "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
+    setattr(os, _name, None)
+shutil.rmtree = None
+shutil.move = None
+shutil.chown = None
+subprocess.Popen = None
+builtins.help = None
+for _name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+    sys.modules[_name] = None
+_stream = WriteOnlyStringIO()
+with contextlib.redirect_stdout(_stream), contextlib.redirect_stderr(_stream), redirect_stdin(_stream):
+    signal.setitimer(signal.ITIMER_REAL, __TIMEOUT__)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        exec(__PROGRAM__, {})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+"""
+"""``code_eval``'s execution of one program (``__PROGRAM__`` and ``__TIMEOUT__`` filled in)."""
 
 
 # --------------------------------------------------------------------------------------------------

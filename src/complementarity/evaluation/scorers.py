@@ -35,6 +35,7 @@ from ..tasks import (  # noqa: F401 (the task formats' scoring helpers, re-expor
     GSM8K_STRICT_PATTERN,
     LAYOUTS,
     MBPP_HARNESS_TIMEOUT,
+    MBPP_HARNESS_WALL,
     MBPP_STOP,
     extract_code,
     gsm8k_extract,
@@ -131,7 +132,7 @@ def score_details(
         if layout == "harness":
             codes = list(predictions)
             programs = [mbpp_harness_program(c, ex) for c, ex in zip(codes, examples, strict=True)]
-            sandbox_timeout = MBPP_HARNESS_TIMEOUT
+            sandbox_timeout = MBPP_HARNESS_WALL  # the 3 s limit itself is timed inside, around exec
         else:
             codes = [extract_code(p) for p in predictions]
             programs = [mbpp_program(c, ex) for c, ex in zip(codes, examples, strict=True)]
