@@ -293,15 +293,23 @@ def predict_choices(
         options.append(conts)
     single = single_token_fast_path and all(len(c) == 1 for opts in options for c in opts)
     longest_option = max(len(c) for opts in options for c in opts)
-    # HFLM feeds (context + continuation)[-(window + 1):][:-1]: the last continuation token is never input.
-    contexts = _fit(model, contexts, longest_option - 1 if mc_format == "harness" else longest_option)
     was_training = model.training
     model.eval()
     try:
         if single:
+            # harness: HFLM feeds (context + continuation)[-(window + 1):][:-1], the whole window of context.
+            contexts = _fit(model, contexts, 0 if mc_format == "harness" else 1)
             scores = _last_position_logprobs(model, contexts, options, tokenizer, batch_size)
         else:
-            scores = _continuation_logprobs(model, contexts, options, tokenizer, batch_size)
+            if mc_format == "harness":  # each option's own cut: window + 1 - len(option) context tokens
+                _fit(model, contexts, longest_option - 1)  # the warning, once
+                per_option = [
+                    [_fit(model, [ctx], len(c) - 1, warn=False)[0] for c in opts]
+                    for ctx, opts in zip(contexts, options, strict=True)
+                ]
+            else:
+                per_option = [[ctx] * len(opts) for ctx, opts in zip(_fit(model, contexts, longest_option), options, strict=True)]
+            scores = _continuation_logprobs(model, per_option, options, tokenizer, batch_size)
     finally:
         model.train(was_training)
     predictions = [MMLU_LETTERS[max(range(len(s)), key=s.__getitem__)] for s in scores]
@@ -318,14 +326,14 @@ def _encode_harness(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text)["input_ids"])
 
 
-def _fit(model, contexts: list[list[int]], reserve: int) -> list[list[int]]:
+def _fit(model, contexts: list[list[int]], reserve: int, *, warn: bool = True) -> list[list[int]]:
     """Cut contexts from the left so context + ``reserve`` tokens fit the model's positions."""
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if not limit:
         return contexts
     keep = limit - reserve
     n_cut = sum(len(c) > keep for c in contexts)
-    if n_cut:
+    if n_cut and warn:
         log.warning(
             "%d of %d multiple-choice contexts exceed %d tokens (max_position_embeddings %d) and were cut from the left",
             n_cut,
@@ -372,19 +380,20 @@ def _last_position_logprobs(model, contexts, options, tokenizer, batch_size: int
 
 
 def _continuation_logprobs(model, contexts, options, tokenizer, batch_size: int) -> list[list[float]]:
-    """Sum of log p(continuation tokens | context, earlier continuation tokens), one sequence per option."""
+    """Sum of log p(continuation tokens | context, earlier continuation tokens), one sequence per option
+    (``contexts[i][j]``: option j's context of question i)."""
     import torch
 
     flat = [(i, j) for i in range(len(contexts)) for j in range(len(options[i]))]
-    flat.sort(key=lambda ij: len(contexts[ij[0]]) + len(options[ij[0]][ij[1]]))
+    flat.sort(key=lambda ij: len(contexts[ij[0]][ij[1]]) + len(options[ij[0]][ij[1]]))
     out = [[0.0] * len(opts) for opts in options]
     with torch.inference_mode():
         for start in range(0, len(flat), batch_size):
             chunk = flat[start : start + batch_size]
-            seqs = [contexts[i] + options[i][j] for i, j in chunk]
+            seqs = [contexts[i][j] + options[i][j] for i, j in chunk]
             lp = _forward_logprobs(model, seqs, _pad_id(tokenizer))
             for r, (i, j) in enumerate(chunk):
-                n_ctx, cont = len(contexts[i]), options[i][j]
+                n_ctx, cont = len(contexts[i][j]), options[i][j]
                 # Token t of the continuation is predicted at position n_ctx - 1 + t.
                 out[i][j] = float(sum(lp[r, n_ctx - 1 + t, tok] for t, tok in enumerate(cont)))
     return out
