@@ -35,7 +35,7 @@ from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.tasks._yaml_loader import load_yaml  # noqa: E402
 
 from complementarity.evaluation import evaluate, predict_choices, score_details  # noqa: E402
-from complementarity.records import Example  # noqa: E402
+from complementarity.records import Example, write_jsonl  # noqa: E402
 from complementarity.sources import load_source  # noqa: E402
 from complementarity.tasks import (  # noqa: E402
     GSM8K_STOP,
@@ -160,7 +160,7 @@ def mbpp(tmp_path_factory):
     with open(REAL / "mbpp/mbpp.jsonl") as src, open(test_file, "w") as out:
         out.writelines(line for line in src if 11 <= json.loads(line)["task_id"] <= 510)
     # utils.py runs evaluate.load("code_eval") when imported: a local folder named code_eval wins.
-    with contextlib.chdir(FIXTURES):
+    with _chdir(FIXTURES):
         task = _task(TASKS / "mbpp/mbpp.yaml", {"test": str(test_file)}, folder / "hf-cache")
     task.build_all_requests(rank=0, world_size=1)
     test = load_source({"path": str(REAL / "mbpp/mbpp.jsonl"), "format": "mbpp", "split": "test"})
@@ -183,6 +183,17 @@ EARLY = {
     "os._exit(0)": "import os\nos._exit(0)",
     "os.kill": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
 }
+
+
+@contextlib.contextmanager
+def _chdir(path: Path):
+    """contextlib.chdir (Python 3.11+) for Python 3.10."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def _mbpp_cases(test: list[Example]) -> list[tuple[str, Example, str]]:
@@ -385,10 +396,12 @@ def test_an_adapter_from_our_finetune_evaluates_in_lm_eval_with_our_log_likeliho
         batch_size=4,
     )
     samples = sorted(out["samples"]["mmlu_college_medicine"], key=lambda s: s["doc_id"])
+    prepared = tmp_path / "mmlu_test.jsonl"  # the evaluation job reads prepared records, as in the pipeline
+    write_jsonl(prepared, load_source({"path": sub["test"], "format": "mmlu"}))
     settings = {"test_limit": 12, "batch_size": 4, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template",
                 "sandbox_timeout": 5, "layout": "harness"}  # fmt: skip
     ours = evaluate_model(
-        tiny_base, adapter, {"mmlu": sub["test"]}, {"mmlu": "multiple_choice"}, base_cfg=BASE_CFG, settings=settings
+        tiny_base, adapter, {"mmlu": prepared}, {"mmlu": "multiple_choice"}, base_cfg=BASE_CFG, settings=settings
     )["mmlu"]
     assert ours["settings"]["mc_format"] == "harness" and len(samples) == ours["n"] == 12
     worst = max(

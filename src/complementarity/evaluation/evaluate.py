@@ -308,7 +308,9 @@ def predict_choices(
                     for ctx, opts in zip(contexts, options, strict=True)
                 ]
             else:
-                per_option = [[ctx] * len(opts) for ctx, opts in zip(_fit(model, contexts, longest_option), options, strict=True)]
+                per_option = [
+                    [ctx] * len(opts) for ctx, opts in zip(_fit(model, contexts, longest_option), options, strict=True)
+                ]
             scores = _continuation_logprobs(model, per_option, options, tokenizer, batch_size)
     finally:
         model.train(was_training)
