@@ -152,6 +152,31 @@ def test_evaluate_mbpp_runs_the_generated_code(tiny):
     assert result["correct"] == 0 and all(i["status"] == "failed" for i in result["per_item"])
 
 
+def test_evaluate_harness_layout_asks_with_the_harness_prompt_and_settings(tiny):
+    from complementarity.tasks import gsm8k_harness_doc, mbpp_harness_context, mbpp_harness_doc
+
+    model, tok = tiny
+    tests = ["assert True", "assert 1", "assert 2"]
+    mbpp = [Example(p, "pass", str(i), meta={"test_list": tests, "harness_prompt": mbpp_harness_doc(p, tests)})
+            for i, p in enumerate(PROMPTS[:2])]  # fmt: skip
+    result = evaluate(model, tok, mbpp, "mbpp", layout="harness", max_new_tokens=6, stop=["x"], sandbox_timeout=1)
+    settings = result["settings"]
+    assert settings["layout"] == "harness" and settings["stop"] == ["[DONE]"]
+    # the harness's 256 new tokens do not fit the tiny model's 128 positions: halved, as generate_ids does
+    assert settings["max_new_tokens"] == 256 and all(i["n_tokens"] <= 64 for i in result["per_item"])
+    assert all(i["code"] == i["prediction"] for i in result["per_item"])  # raw continuation, no extraction
+    assert mbpp_harness_context(mbpp[0]).startswith("You are an expert Python programmer")
+    gsm = [
+        Example("q", "a\n#### 1", "0", meta={"harness_prompt": gsm8k_harness_doc("q"), "harness_target": "a\n#### 1"})
+    ]
+    with pytest.raises(UserError, match="5 shots per question from the training split"):
+        evaluate(model, tok, gsm, "gsm8k", layout="harness")
+    with pytest.raises(UserError, match="unknown evaluation layout 'lm-eval'"):
+        evaluate(model, tok, gsm, "gsm8k", layout="lm-eval")
+    result = evaluate(model, tok, gsm, "gsm8k", layout="harness", few_shot=gsm * 5, max_new_tokens=4)
+    assert result["settings"]["stop"] == ["Question:", "</s>", "<|im_end|>"]
+
+
 # --------------------------------------------------------------------------------------------------
 # multiple_choice
 # --------------------------------------------------------------------------------------------------
