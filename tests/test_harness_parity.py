@@ -201,15 +201,15 @@ def _mbpp_cases(test: list[Example]) -> list[tuple[str, Example, str]]:
     a ``__main__`` block, an endless loop, fenced code (the harness does not unfence), setup-code tasks."""
     cases = []
     by_id = {ex.id: ex for ex in test}
-    for ex in test[:24]:
+    for ex in test[:12]:
         code = ex.response
         cases.append(("reference", ex, code + "\n"))
         cases.append(("wrong", ex, code + "\n\ndef _unused():\n    pass\nassert False\n"))
-    for ex in test[24:30]:
+    for ex in test[24:27]:
         cases.append(("fenced", ex, f"```python\n{ex.response}\n```\n"))
         cases.append(("main block", ex, ex.response + '\nif __name__ == "__main__":\n    print(input())\n'))
     for label, stmt in EARLY.items():
-        for ex in test[30:32]:
+        for ex in test[30:31]:
             cases.append((f"exit before asserts: {label}", ex, "def _nothing():\n    pass\n" + stmt + "\n"))
             cases.append((f"exit after code: {label}", ex, ex.response + "\n" + stmt + "\n"))
     cases.append(("endless loop", test[32], test[32].response + "\nwhile True:\n    pass\n"))
@@ -242,7 +242,7 @@ def test_mbpp_verdicts_agree_with_lm_eval_s_pass_at_1(mbpp):
 # MMLU: log-likelihoods and chosen letters from lm_eval's simple_evaluate with its HFLM
 # --------------------------------------------------------------------------------------------------
 
-SUBJECTS = {"college_medicine": 24, "high_school_physics": 24}
+SUBJECTS = {"college_medicine": 12, "high_school_physics": 12}
 """Subjects and how many test questions of each (college_medicine row 141 and high_school_physics row
 79 have options with surrounding spaces: they are added)."""
 EXTRA_ROWS = {"college_medicine": 141, "high_school_physics": 79}
@@ -282,7 +282,7 @@ def _mmlu_task(subject: str, files: dict[str, str], cache: Path) -> Configurable
 
 @pytest.fixture(scope="module")
 def small_model(mmlu_files):
-    """A 2-layer Llama with a BPE tokenizer trained on the questions (adds <s>), 384 positions: the
+    """A 2-layer Llama with a BPE tokenizer trained on the questions (adds <s>), 256 positions: the
     0-shot prompts mostly fit, the 5-shot ones are cut from the left."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -295,7 +295,7 @@ def small_model(mmlu_files):
     torch.manual_seed(0)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=384, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
     )  # fmt: skip
     model = LlamaForCausalLM(cfg).eval()
