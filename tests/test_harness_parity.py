@@ -34,7 +34,8 @@ import lm_eval  # noqa: E402  (after the offline switches)
 from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.tasks._yaml_loader import load_yaml  # noqa: E402
 
-from complementarity.evaluation import evaluate, predict_choices, score_details  # noqa: E402
+from complementarity.evaluation.evaluate import evaluate, predict_choices  # noqa: E402
+from complementarity.evaluation.scorers import score_details  # noqa: E402
 from complementarity.records import Example, write_jsonl  # noqa: E402
 from complementarity.sources import load_source  # noqa: E402
 from complementarity.tasks import (  # noqa: E402

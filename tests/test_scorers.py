@@ -8,19 +8,10 @@ import pytest
 from conftest import REAL
 
 from complementarity.errors import UserError
-from complementarity.evaluation.scorers import (
-    EVALUATORS,
-    GSM8K_FALLBACK,
-    exact_match,
-    extract_code,
-    gsm8k_extract,
-    gsm8k_match,
-    mbpp_program,
-    score_details,
-    score_predictions,
-)
+from complementarity.evaluation.scorers import EVALUATORS, exact_match, score_details, score_predictions
 from complementarity.records import Example
-from complementarity.sources import MMLU_LETTERS, load_source
+from complementarity.sources import load_source
+from complementarity.tasks import GSM8K_FALLBACK, MMLU_LETTERS, extract_code, gsm8k_extract, gsm8k_match, mbpp_program
 
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data folder {REAL} is absent")
 

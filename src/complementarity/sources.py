@@ -27,11 +27,9 @@ from typing import Any
 
 from complementarity.errors import DataError
 from complementarity.records import Example
-from complementarity.tasks import (  # noqa: F401 (MBPP_SPLITS, MBPP_PROMPT and MMLU_LETTERS: re-exported)
+from complementarity.tasks import (
     CONVERTERS,
-    MBPP_PROMPT,
     MBPP_SPLITS,
-    MMLU_LETTERS,
     Converter,
     Origin,
     Row,
@@ -42,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 DataFiles = str | list[str] | dict[str, str | list[str]]
 
-FORMATS = ("prompt_response", "gsm8k", "mbpp", "mmlu")
-"""The row formats :func:`load_source` understands."""
+FORMATS = tuple(CONVERTERS)
+"""The row formats :func:`load_source` understands (one converter each, in :mod:`complementarity.tasks`)."""
 
 SPEC_KEYS = ("path", "hub", "format", "name", "split", "data_files", "revision", "limit")
 """The keys a dict source spec may have."""

@@ -47,7 +47,6 @@ from ..tasks import (
     LAYOUTS,
     MBPP_HARNESS_STOP,
     MBPP_STOP,
-    MMLU_HEADER,  # noqa: F401 (re-exported)
     MMLU_LETTERS,
     gsm8k_harness_contexts,
     mbpp_harness_context,
@@ -55,11 +54,11 @@ from ..tasks import (
 )
 from .generate import generate, generate_ids
 from .sandbox import SandboxError, resolve_isolation
-from .scorers import EVALUATORS, check_evaluator, score_details
+from .scorers import check_evaluator, score_details
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_STOP", "EVALUATORS", "LAYOUTS", "MC_FORMATS", "evaluate", "mmlu_context", "predict_choices"]
+__all__ = ["DEFAULT_STOP", "HARNESS_STOP", "MC_FORMATS", "evaluate", "predict_choices"]
 
 MC_FORMATS = ("template", "harness")
 """Layouts for ``multiple_choice`` (see the module docstring)."""
@@ -94,9 +93,9 @@ def evaluate(
     isolation: str = "auto",
     layout: str = "project",
 ) -> dict[str, Any]:
-    """Score ``model`` on ``examples`` with ``evaluator`` (one of :data:`EVALUATORS`).
+    """Score ``model`` on ``examples`` with ``evaluator`` (one of :data:`~.scorers.EVALUATORS`).
 
-    ``layout`` (:data:`LAYOUTS`): ``project`` asks in the trained format; ``harness`` reproduces
+    ``layout`` (:data:`~complementarity.tasks.LAYOUTS`): ``project`` asks in the trained format; ``harness`` reproduces
     lm-evaluation-harness 0.4.x's task for ``gsm8k`` (5 shots drawn from ``few_shot``, the training
     split, with lm_eval's seed; raw text; :data:`HARNESS_STOP`; 256 new tokens), ``mbpp`` (its three
     fixed shots, stop ``[DONE]``, the raw continuation is the program, 3 s; 256 new tokens) and

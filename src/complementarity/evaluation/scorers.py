@@ -12,7 +12,7 @@
   applied, in that order, to both the extracted answer and the reference (the full worked solution).
 * ``multiple_choice`` (MMLU): the predicted option letter against ``meta["answer"]``. Predicting the
   letter from a model's log-likelihoods is in :mod:`complementarity.evaluation.evaluate`.
-* ``mbpp``: in the ``project`` layout code is pulled out of the generation (:func:`extract_code`),
+* ``mbpp``: in the ``project`` layout code is pulled out of the generation (:func:`~complementarity.tasks.extract_code`),
   followed by the task's ``test_setup_code`` and its ``test_list`` asserts; in the ``harness`` layout
   the raw continuation and the first three asserts, as HF ``code_eval`` runs them. Either program runs
   in the sandbox and passes only if it ran to its end (every assert executed); pass@1.
@@ -27,18 +27,11 @@ from typing import Any
 
 from ..errors import UserError
 from ..records import Example
-from ..tasks import (  # noqa: F401 (the task formats' scoring helpers, re-exported for callers of this module)
-    GSM8K_FALLBACK,
+from ..tasks import (
     GSM8K_FILTERS,
-    GSM8K_FLEXIBLE_PATTERN,
-    GSM8K_IGNORE,
-    GSM8K_STRICT_PATTERN,
     LAYOUTS,
-    MBPP_HARNESS_TIMEOUT,
     MBPP_HARNESS_WALL,
-    MBPP_STOP,
     extract_code,
-    gsm8k_extract,
     gsm8k_match,
     gsm8k_normalize,
     mbpp_harness_program,
