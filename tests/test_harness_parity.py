@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import BASE_CFG, FINETUNE, REPO, run_cli
+from conftest import BASE_CFG, FINETUNE, REPO, finetune_flags, run_cli
 
 REAL = REPO.parent / "shared" / "data" / "real"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -379,7 +379,7 @@ def test_an_adapter_from_our_finetune_evaluates_in_lm_eval_with_our_log_likeliho
     adapter = tmp_path / "adapter"
     ft = {**FINETUNE, "max_steps": 5}
     run_cli(
-        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", str(demo_prepared / "arithmetic" / "train.jsonl"), "--name", "adapter", "--out", str(adapter),
     )  # fmt: skip
     cache, files = mmlu_files
