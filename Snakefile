@@ -28,8 +28,11 @@ include: "workflow/rules/base_model.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/selection.smk"
+include: "workflow/rules/merge.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/cost.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/study.smk"
 
 
@@ -44,6 +47,8 @@ localrules:
     study,
     study_data,
     analyze_study,
+    cost_table,
+    export,
 
 
 rule all:
@@ -52,4 +57,5 @@ rule all:
         "results/complementarity.tsv",
         "results/selection.json",
         "results/final",
+        "results/cost.tsv",
         "results/report.md" if EVALUATE else [],

@@ -108,12 +108,13 @@ FINETUNE = {
 
 def finetune_flags(ft: dict) -> list[str]:
     """The finetune command's settings flags, as the rules pass them: ``--finetune`` holds the keys the
-    adapter depends on, the checkpoint cadence comes separately."""
+    adapter depends on, the checkpoint cadence and training logs come separately."""
     s = FinetuneSettings.from_dict(ft)
     return [
         "--finetune", s.result_json(),
         "--checkpoint-every", str(s.checkpoint_every),
         "--keep-checkpoints", str(int(s.keep_checkpoints)),
+        "--report-to", s.report_to,
     ]  # fmt: skip
 
 

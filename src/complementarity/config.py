@@ -206,6 +206,10 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append(
             f"base_model.tiny.num_heads: {tiny['num_heads']} does not divide hidden_size {tiny['hidden_size']}; pick a divisor"
         )
+    if "merge" in (config["final"]["method"], *config["evaluation"]["final_methods"]):
+        from .merge import merge_settings_errors
+
+        problems += merge_settings_errors(config["final"]["merge"])
     return problems
 
 

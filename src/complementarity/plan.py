@@ -6,7 +6,10 @@ wildcards and paths; nothing here touches data or models, so it is cheap and uni
 Model names (one protocol, parsed by :func:`parse_model`, used by the report and the study):
 
     base                 the base model M
-    final                M fine-tuned on the k selected shards
+    final                the final model: M fine-tuned on the k selected shards (final.method retrain)
+                         or their adapters merged (merge); in results/final
+    final_<method>       the final model made by another method (evaluation.final_methods), in
+                         results/final_<method>
     all_data             M fine-tuned on every shard (baseline)
     random_k_seed<s>     M fine-tuned on k shards drawn at random with seed s (baseline)
     shard-<id>           M_i, fine-tuned on shard <id>
@@ -31,11 +34,13 @@ PAIR_SEP = "+"  # joins the two domains of a pair model's id
 
 BASE, FINAL, ALL_DATA = "base", "final", "all_data"
 SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX = "shard-", "study-", "random_k_seed"
+FINAL_PREFIX = "final_"
+FINAL_METHODS = ("retrain", "merge")  # config final.method
 
 
 class ModelName(NamedTuple):
-    kind: str  # base | final | all_data | random_k | shard | study
-    id: str | None  # the shard id, the study model id or the seed (as text); None for the others
+    kind: str  # base | final | final_method | all_data | random_k | shard | study
+    id: str | None  # the shard id, study model id, seed (as text) or final method; None for the others
 
 
 def shard_model(shard: str) -> str:
@@ -50,10 +55,17 @@ def random_model(seed: int) -> str:
     return f"{RANDOM_PREFIX}{seed}"
 
 
+def final_model(method: str) -> str:
+    """The name of the final model made by ``method`` when it is not final.method's (``final_merge``)."""
+    return FINAL_PREFIX + method
+
+
 def parse_model(name: str) -> ModelName:
     """The kind and id of a model name (see the module docstring); unknown names are an error."""
     if name in (BASE, FINAL, ALL_DATA):
         return ModelName(name, None)
+    if name.startswith(FINAL_PREFIX) and name.removeprefix(FINAL_PREFIX) in FINAL_METHODS:
+        return ModelName("final_method", name.removeprefix(FINAL_PREFIX))
     for prefix, kind in ((SHARD_PREFIX, "shard"), (STUDY_PREFIX, "study"), (RANDOM_PREFIX, "random_k")):
         if name.startswith(prefix) and name != prefix:
             ident = name.removeprefix(prefix)
@@ -61,7 +73,8 @@ def parse_model(name: str) -> ModelName:
                 break
             return ModelName(kind, ident)
     raise ValueError(
-        f"unknown model name {name!r}; expected base, final, all_data, random_k_seed<seed>, shard-<id> or study-<id>"
+        f"unknown model name {name!r}; expected base, final, final_<{'|'.join(FINAL_METHODS)}>, all_data, "
+        "random_k_seed<seed>, shard-<id> or study-<id>"
     )
 
 
@@ -112,6 +125,7 @@ class Plan:
     study_groups: list[str] = field(init=False)
     seed_groups: dict[int, list[str]] = field(init=False)
     random_draws: dict[int, list[str]] = field(init=False)  # random-k baseline: seed -> shards, drawn once
+    final_method: str = field(init=False)  # config final.method: the model in results/final
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -135,6 +149,7 @@ class Plan:
             seed: add(f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in self.shards})
             for seed in self.study_seeds[1:]
         }
+        self.final_method = cfg["final"]["method"]
         k = cfg["selection"]["k"]
         self.random_draws = {s: random_k(self.shards, k, s) for s in cfg["evaluation"]["random_k_seeds"]}
 
@@ -175,15 +190,65 @@ class Plan:
         """Evaluator of each tested domain."""
         return {d: e for d, e in evaluators(self.config).items() if d in self.tested}
 
-    # --- evaluation
     @property
     def evaluate(self) -> bool:
         return self.config["evaluation"]["enabled"] and bool(self.tested)
 
-    def eval_models(self) -> list[str]:
-        """Models evaluated on the test sets: base, final, the baselines, optionally every shard model."""
+    # --- the final model
+    def final_methods(self) -> list[str]:
+        """The methods whose final model is built: final.method, then (with evaluation on) the others
+        evaluation.final_methods asks for."""
+        asked = self.config["evaluation"]["final_methods"] if self.evaluate else []
+        return [self.final_method] + [m for m in asked if m != self.final_method]
+
+    def final_dir(self, method: str) -> str:
+        """The adapter folder of the final model made by ``method``: results/final for final.method's,
+        results/final_<method> for another."""
+        if method not in FINAL_METHODS:
+            raise ValueError(f"unknown final method {method!r}; expected one of {', '.join(FINAL_METHODS)}")
+        return adapter_dir(FINAL) if method == self.final_method else adapter_dir(final_model(method))
+
+    def final_name(self, method: str) -> str:
+        """The model name of the final model made by ``method``: final, or final_<method> for another."""
+        return FINAL if method == self.final_method else final_model(method)
+
+    # --- cost accounting
+    def cost_jobs(self) -> dict[str, str | None]:
+        """{rule/job: adapter folder, scores file or None} of every compute job of the run (cost_table);
+        each job's benchmark file is benchmarks/<rule>/<job>.tsv."""
+        from .cost import cost_jobs
+
         ev = self.config["evaluation"]
-        models = [BASE, FINAL]
+        baselines: dict[str, str | None] = {}
+        if self.evaluate and ev["all_data"]:
+            baselines["finetune_all_data/finetune_all_data"] = adapter_dir(ALL_DATA)
+        if self.evaluate:
+            baselines |= {f"finetune_random/seed{s}": adapter_dir(random_model(s)) for s in ev["random_k_seeds"]}
+        return cost_jobs(
+            shards=self.shards,
+            shard_groups=self.shard_groups,
+            final_dirs={m: self.final_dir(m) for m in self.final_methods()},
+            baselines=baselines,
+            eval_models=self.eval_models() if self.evaluate else [],
+        )
+
+    def cost_rules(self) -> list[str]:
+        """The rules of the cost table's jobs (whose requested resources it reports)."""
+        return list(dict.fromkeys(job.split("/")[0] for job in self.cost_jobs()))
+
+    def cost_args(self, kind: str) -> str:
+        """``RULE/JOB=FILE`` arguments of the cost command: ``metrics`` (the adapters' metrics.json) or
+        ``scores`` (the scoring outputs)."""
+        from .cost import cost_pairs
+
+        return cost_pairs(self.cost_jobs(), kind)
+
+    # --- evaluation
+    def eval_models(self) -> list[str]:
+        """Models evaluated on the test sets: base, final (and final_<method> for the other final methods
+        asked for), the baselines, optionally every shard model."""
+        ev = self.config["evaluation"]
+        models = [BASE, FINAL] + [final_model(m) for m in self.final_methods()[1:]]
         models += [ALL_DATA] if ev["all_data"] else []
         models += [random_model(s) for s in ev["random_k_seeds"]]
         models += [shard_model(s) for s in self.shards] if ev["shard_models"] else []
@@ -209,8 +274,27 @@ def adapter_dir(model: str) -> str | None:
     return {
         "base": None,
         "final": "results/final",
+        "final_method": f"results/final_{name.id}",
         "all_data": "results/baselines/all_data",
         "random_k": f"results/baselines/random_k/seed{name.id}/adapter",
         "shard": f"results/shards/{name.id}",
         "study": f"results/study/models/{name.id}",
     }[name.kind]
+
+
+def requested_resources(declared: dict[str, dict[str, Any]], minutes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """{rule: {gpu, runtime, mem_mb}} of the cost table: each rule's declared integer resources, and
+    ``minutes`` for a rule whose runtime is a function of its wildcards (the fine-tunes)."""
+    from .cost import requested
+
+    out = requested(declared)
+    for rule, runtime in minutes.items():
+        if rule in out and "runtime" not in out[rule]:
+            out[rule]["runtime"] = runtime
+    return out
+
+
+def finetune_minutes(wildcard_names) -> int:
+    """Runtime asked for a fine-tune: one shard or one study set 4 h; a union of shards (final, all
+    data, random k) 8 h."""
+    return 240 if {"shard", "study_model"} & set(wildcard_names) else 480

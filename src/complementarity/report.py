@@ -17,7 +17,15 @@ from typing import Any
 from .plan import is_kind, parse_model
 from .stats import paired_bootstrap, wilson
 
-LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
+LABELS = {
+    "base": "base model",
+    "final": "selected (Complementarity)",
+    "all_data": "all data",
+    "random_k": "random k",
+    # evaluation.final_methods: the final model made by the other method, beside final.method's
+    "final_retrain": "selected, retrained",
+    "final_merge": "selected, adapters merged",
+}
 
 
 def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
@@ -65,7 +73,7 @@ def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resample
         if random_models:
             vectors = [_correct_vector(evals[m][domain]) for m in random_models]
             against["random_k"] = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
-        for other in ("all_data", "base"):
+        for other in (*sorted(m for m in evals if is_kind(m, "final_method")), "all_data", "base"):
             if other in evals:
                 against[other] = _correct_vector(evals[other][domain])
         for other, vec in against.items():
@@ -87,8 +95,10 @@ def markdown_report(
     confidence: float,
     tiny: bool,
     untested: list[str],
+    final_method: str = "retrain",
+    cost: str | Path | None = None,
 ) -> str:
-    """The Markdown report: selection, the accuracy table with CIs, and what the comparisons say."""
+    """The Markdown report: selection, the accuracy table with CIs, what the comparisons say, the cost."""
     level = f"{round(100 * confidence)}%"
     lines = ["# Complementarity selection: results", ""]
     if tiny:
@@ -98,6 +108,13 @@ def markdown_report(
             "",
         ]
     lines += [
+        f"Final model (`final.method: {final_method}`): "
+        + (
+            "fine-tuned on the union of the selected shards."
+            if final_method == "retrain"
+            else "the selected shards' LoRA adapters merged, no training (see results/final/metrics.json)."
+        ),
+        "",
         f"Selected shards (k={selection['k']}, metric `{selection['metric']}`): "
         + ", ".join(f"**{s}**" for s in selection["selected"]),
         "",
@@ -113,13 +130,15 @@ def markdown_report(
 
     models = list(dict.fromkeys(table["model"]))
     random_models = [m for m in models if is_kind(m, "random_k")]
-    shown = [m for m in ("base", "final", "all_data") if m in models]
+    finals = sorted(m for m in models if is_kind(m, "final_method"))
+    shown = [m for m in ("base", "final", *finals, "all_data") if m in models]
+    n_first = 2 + len(finals)  # the columns before random k
     domains = list(dict.fromkeys(table["domain"]))
     lines += ["", f"## Test accuracy (%), {level} Wilson interval in brackets", ""]
-    header = ["domain", "n"] + [LABELS[m] for m in shown[:2]]
+    header = ["domain", "n"] + [LABELS[m] for m in shown[:n_first]]
     if random_models:
         header.append(f"random k (mean ± sd of {len(random_models)} seeds)")
-    header += [LABELS[m] for m in shown[2:]]
+    header += [LABELS[m] for m in shown[n_first:]]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     by = table.set_index(["model", "domain"])
     for d in domains:
@@ -130,13 +149,13 @@ def markdown_report(
             r = by.loc[(m, d)]
             return f"{_pct(r['score'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
-        cells += [cell(m) for m in shown[:2]]
+        cells += [cell(m) for m in shown[:n_first]]
         if random_models:
             scores = [float(by.loc[(m, d), "score"]) for m in random_models]
             mean = sum(scores) / len(scores)
             sd = (sum((s - mean) ** 2 for s in scores) / max(1, len(scores) - 1)) ** 0.5
             cells.append(f"{_pct(mean)} ± {_pct(sd)}")
-        cells += [cell(m) for m in shown[2:]]
+        cells += [cell(m) for m in shown[n_first:]]
         lines.append("| " + " | ".join(cells) + " |")
     fractions = {m: float(table[table["model"] == m]["train_fraction"].iloc[0]) for m in models}
     lines += [
@@ -164,7 +183,7 @@ def markdown_report(
                 + " |"
             )
         lines += ["", f"## In short (better or worse: the {level} interval of the difference excludes 0)", ""]
-        for other in ("random_k", "all_data"):
+        for other in ("random_k", *finals, "all_data"):
             rows = [c for c in comps if c["against"] == other]
             if not rows:
                 continue
@@ -177,6 +196,17 @@ def markdown_report(
             text += f", no clear difference on {len(unclear)}" + (f" ({', '.join(unclear)})" if unclear else "")
             text += "."
             lines.append(text)
+    if cost is not None:
+        from .cost import markdown_cost
+
+        lines += ["", "## Cost of each stage", ""]
+        lines += markdown_cost(cost)
+        lines += [
+            "",
+            "Wall and CPU seconds are summed over a stage's jobs (Snakemake benchmark files); trainer seconds are",
+            "the training loops' own; peak memory is the largest job's. GPU-hours are what the jobs *requested*",
+            "(`resources: gpu` x `runtime` of each rule, as a SLURM job asks for them), not what they used.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -278,6 +308,10 @@ def register_arguments(parser) -> None:
     parser.add_argument("--selection", required=True, help="selection.json")
     parser.add_argument("--confidence", type=float, required=True, help="config evaluation.confidence")
     parser.add_argument("--resamples", type=int, required=True, help="config evaluation.bootstrap_resamples")
+    parser.add_argument("--cost", help="cost.tsv: add the cost table to the report")
+    parser.add_argument(
+        "--final-method", choices=["retrain", "merge"], required=True, help="config final.method (named in the report)"
+    )
     parser.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
     parser.add_argument("--untested", nargs="*", help="domains without test data")
     parser.add_argument("--table", required=True, help="output evaluation.tsv")
@@ -301,6 +335,7 @@ def run(a) -> None:
     comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)
     figures(table, complementarity, selection, a.figures, confidence=a.confidence)
     text = markdown_report(
-        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or []
-    )
+        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or [],
+        final_method=a.final_method, cost=a.cost,
+    )  # fmt: skip
     atomic_write_text(a.report, text)

@@ -58,8 +58,9 @@ class FinetuneSettings(_Section):
     """config ``finetune``: LoRA fine-tuning (the schema documents each key and its units)."""
 
     SECTION: ClassVar[str] = "finetune"
-    # Checkpoint cadence and retention: a resumed or uninterrupted run learns the same adapter.
-    RUNTIME: ClassVar[tuple[str, ...]] = ("checkpoint_every", "keep_checkpoints")
+    # Checkpoint cadence and retention: a resumed or uninterrupted run learns the same adapter; the
+    # training logs (report_to) only watch it.
+    RUNTIME: ClassVar[tuple[str, ...]] = ("checkpoint_every", "keep_checkpoints", "report_to")
 
     lora_r: int
     lora_alpha: float
@@ -78,6 +79,7 @@ class FinetuneSettings(_Section):
     truncation: str
     checkpoint_every: int
     keep_checkpoints: bool
+    report_to: str
     seed: int
 
 
@@ -103,6 +105,7 @@ class EvaluationSettings(_Section):
         "enabled",
         "all_data",
         "random_k_seeds",
+        "final_methods",
         "shard_models",
         "confidence",
         "bootstrap_resamples",
@@ -111,6 +114,7 @@ class EvaluationSettings(_Section):
     enabled: bool
     all_data: bool
     random_k_seeds: list[int]
+    final_methods: list[str]
     shard_models: bool
     test_limit: int | None
     batch_size: int

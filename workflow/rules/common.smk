@@ -15,7 +15,12 @@ import shlex
 from pathlib import Path
 
 from complementarity.config import ConfigError, validate_config
-from complementarity.plan import Plan, adapter_dir
+from complementarity.plan import (
+    Plan,
+    adapter_dir,
+    finetune_minutes,
+    requested_resources,
+)
 
 try:
     validate_config(config, base_dir=Path.cwd())
@@ -103,7 +108,7 @@ def get_batch_divisor(wildcards, attempt):
 
 def get_finetune_minutes(wildcards):
     """One shard or one study set: 4 h; a union of shards (final, all data, random k): 8 h."""
-    return 240 if {"shard", "study_model"} & set(wildcards.keys()) else 480
+    return finetune_minutes(wildcards.keys())
 
 
 def selection_arg(wildcards, input):
@@ -165,3 +170,19 @@ def seed_score_args(wildcards, input):
         for g in PLAN.seed_groups[seed]
     ]
     return f"--seed-scores {pairs(*zip(*files))}" if files else ""
+
+
+# --- cost -------------------------------------------------------------------------------------------
+
+
+def get_requested_resources(wildcards):
+    """{rule: {gpu, runtime, mem_mb}} the cost table's jobs ask for (profile set-resources applied)."""
+    declared, minutes = {}, {}
+    for name in PLAN.cost_rules():
+        declared_rule = getattr(rules, name).rule
+        # Snakemake 9 wraps each value in a Resource; .raw is the declared value (a function stays one).
+        declared[name] = {
+            k: getattr(v, "raw", v) for k, v in dict(declared_rule.resources).items()
+        }
+        minutes[name] = finetune_minutes(declared_rule.wildcard_names)
+    return as_json(requested_resources(declared, minutes))

@@ -4,7 +4,8 @@ command; the others are derived from it with `use rule ... with:`.
 
 REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, results/selection.json,
 the random-k selections (selection.smk).
-OUTPUTS: results/shards/{shard}/, results/final/, results/baselines/all_data/,
+OUTPUTS: results/shards/{shard}/, results/final/ (final.method retrain; else results/final_retrain/
+when evaluation.final_methods asks for it), results/baselines/all_data/,
 results/baselines/random_k/seed{seed}/adapter/ (each a PEFT adapter + metrics.json + train_config.json).
 """
 
@@ -32,9 +33,10 @@ rule finetune_shard:
         runtime=get_finetune_minutes,
         cpus_per_task=lambda wildcards, threads: threads,
         batch_divisor=get_batch_divisor,
-        # Checkpoint cadence: resources, not params, so changing it reruns nothing.
+        # Checkpoint cadence and training logs: resources, not params, so changing them reruns nothing.
         checkpoint_every=FINETUNE_RUNTIME.checkpoint_every,
         keep_checkpoints=int(FINETUNE_RUNTIME.keep_checkpoints),
+        report_to=FINETUNE_RUNTIME.report_to,
     params:
         base_model=as_json(config["base_model"]),
         finetune=PLAN.finetune_params(),
@@ -49,6 +51,7 @@ rule finetune_shard:
         " --finetune {params.finetune:q}"
         " --checkpoint-every {resources.checkpoint_every}"
         " --keep-checkpoints {resources.keep_checkpoints}"
+        " --report-to {resources.report_to}"
         " --train {input.train:q}"
         " {params.selection}"
         " --name {params.name}"
@@ -58,21 +61,22 @@ rule finetune_shard:
         " > {log:q} 2>&1"
 
 
-# Fine-tune M on the union of the selected shards: the final model.
+# Fine-tune M on the union of the selected shards: the final model (final.method retrain; in
+# results/final_retrain when evaluation.final_methods asks for it beside a merged final model).
 use rule finetune_shard as finetune_final with:
     input:
         base="results/base_model",
         selection="results/selection.json",
         train=get_shard_files(),
     output:
-        adapter=directory("results/final"),
+        adapter=directory(PLAN.final_dir("retrain")),
     log:
         "logs/finetune_final/finetune_final.log",
     benchmark:
         "benchmarks/finetune_final/finetune_final.tsv"
     params:
-        name="final",
-        checkpoints="results/checkpoints/final",
+        name=PLAN.final_name("retrain"),
+        checkpoints=f"results/checkpoints/{PLAN.final_name('retrain')}",
 
 
 # Baseline: fine-tune on the union of all shards.

@@ -1,7 +1,8 @@
 """Report: the results table (score, n, Wilson CI, training fraction), report.md and the figures.
 
 REQUIRED INPUTS: results/evaluation/{model}.json of every evaluated model, their adapters'
-metrics.json, results/complementarity.tsv, results/selection.json, results/data/shards/checked.tsv.
+metrics.json, results/complementarity.tsv, results/selection.json, results/data/shards/checked.tsv,
+results/cost.tsv.
 OUTPUTS: results/evaluation.tsv, results/report.md, results/figures/*.png.
 """
 
@@ -16,6 +17,7 @@ rule report:
         complementarity="results/complementarity.tsv",
         selection="results/selection.json",
         shards_table="results/data/shards/checked.tsv",
+        cost="results/cost.tsv",
     output:
         table=report(
             "results/evaluation.tsv",
@@ -41,6 +43,7 @@ rule report:
         metrics=lambda wildcards, input: pairs(
             ADAPTER_MODELS, [f"{p}/metrics.json" for p in input.adapters]
         ),
+        final_method=PLAN.final_method,
         confidence=EVAL["confidence"],
         resamples=EVAL["bootstrap_resamples"],
         tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
@@ -52,6 +55,8 @@ rule report:
         " --shards-table {input.shards_table:q}"
         " --complementarity {input.complementarity:q}"
         " --selection {input.selection:q}"
+        " --cost {input.cost:q}"
+        " --final-method {params.final_method}"
         " --confidence {params.confidence}"
         " --resamples {params.resamples}"
         " {params.tiny}"
