@@ -309,7 +309,7 @@ def test_qlora_4bit_finetune_and_score_on_gpu(tiny_base, demo_prepared, tmp_path
 
 
 def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prepared, tmp_path):
-    settings = {"test_limit": 30, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5}  # fmt: skip
+    settings = {"test_limit": 30, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5, "layout": "project"}  # fmt: skip
     tests = [f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")]
     out = tmp_path / "final.json"
     run_cli(

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from complementarity.errors import UserError
-from complementarity.evaluation.evaluate import evaluate, mmlu_context, predict_choices
+from complementarity.evaluation.evaluate import evaluate, predict_choices
 from complementarity.evaluation.generate import generate, generate_ids
 from complementarity.evaluation.sandbox import run_python
-from complementarity.evaluation.scorers import exact_match, extract_code
+from complementarity.evaluation.scorers import exact_match
 from complementarity.modeling import encode_prompt, load_base
 from complementarity.records import Example, read_prepared
 from complementarity.sources import load_source
+from complementarity.tasks import extract_code, mmlu_context
 
 PROMPTS = [
     "56 + 29 =",
@@ -153,6 +154,31 @@ def test_evaluate_mbpp_runs_the_generated_code(tiny):
     assert result["correct"] == 0 and all(i["status"] == "failed" for i in result["per_item"])
 
 
+def test_evaluate_harness_layout_asks_with_the_harness_prompt_and_settings(tiny):
+    from complementarity.tasks import gsm8k_harness_doc, mbpp_harness_context, mbpp_harness_doc
+
+    model, tok = tiny
+    tests = ["assert True", "assert 1", "assert 2"]
+    mbpp = [Example(p, "pass", str(i), meta={"test_list": tests, "harness_prompt": mbpp_harness_doc(p, tests)})
+            for i, p in enumerate(PROMPTS[:2])]  # fmt: skip
+    result = evaluate(model, tok, mbpp, "mbpp", layout="harness", max_new_tokens=6, stop=["x"], sandbox_timeout=1)
+    settings = result["settings"]
+    assert settings["layout"] == "harness" and settings["stop"] == ["[DONE]"]
+    # the harness's 256 new tokens do not fit the tiny model's 128 positions: halved, as generate_ids does
+    assert settings["max_new_tokens"] == 256 and all(i["n_tokens"] <= 64 for i in result["per_item"])
+    assert all(i["code"] == i["prediction"] for i in result["per_item"])  # raw continuation, no extraction
+    assert mbpp_harness_context(mbpp[0]).startswith("You are an expert Python programmer")
+    gsm = [
+        Example("q", "a\n#### 1", "0", meta={"harness_prompt": gsm8k_harness_doc("q"), "harness_target": "a\n#### 1"})
+    ]
+    with pytest.raises(UserError, match="5 shots per question from the training split"):
+        evaluate(model, tok, gsm, "gsm8k", layout="harness")
+    with pytest.raises(UserError, match="unknown evaluation layout 'lm-eval'"):
+        evaluate(model, tok, gsm, "gsm8k", layout="lm-eval")
+    result = evaluate(model, tok, gsm, "gsm8k", layout="harness", few_shot=gsm * 5, max_new_tokens=4)
+    assert result["settings"]["stop"] == ["Question:", "</s>", "<|im_end|>"]
+
+
 # --------------------------------------------------------------------------------------------------
 # multiple_choice
 # --------------------------------------------------------------------------------------------------
@@ -208,9 +234,11 @@ def test_mmlu_harness_format_scores_the_space_letter_continuation(tiny, mmlu):
     model, tok = tiny
     test, _ = mmlu
     _, lp, single = predict_choices(model, tok, test, mc_format="harness")
-    text = mmlu_context(test[1], [], header=True)  # the harness writes the header even at 0-shot
-    ctx = tok(text, add_special_tokens=False)["input_ids"]
-    whole = tok(text + " A", add_special_tokens=False)["input_ids"]
+    text = mmlu_context(test[1], [], header=True, harness=True)  # the harness writes the header even at 0-shot
+    # lm_eval 0.4.x lets the tokenizer add its special tokens: the tiny tokenizer adds <s>.
+    ctx = tok(text)["input_ids"]
+    whole = tok(text + " A")["input_ids"]
+    assert ctx[0] == tok.bos_token_id
     assert len(whole) <= model.config.max_position_embeddings, "keep the question short enough not to be cut"
     assert single == (len(whole) - len(ctx) == 1)
     assert lp[1]["A"] == pytest.approx(_direct_logprob(model, ctx, whole[len(ctx) :]), abs=1e-4)
@@ -241,5 +269,5 @@ def test_evaluate_multiple_choice(tiny, mmlu):
     picks = [max(i["logprobs"], key=i["logprobs"].get) for i in result["per_item"]]
     assert [i["prediction"] for i in result["per_item"]] == picks
     assert result["correct"] == sum(p == g for p, g in zip(picks, gold, strict=True))
-    with pytest.raises(UserError, match="multiple_choice evaluator only"):
+    with pytest.raises(UserError, match=r"multiple_choice evaluator \(and gsm8k in the harness layout\) only"):
         evaluate(model, tok, test, "exact_match", few_shot=dev)

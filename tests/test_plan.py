@@ -247,7 +247,23 @@ def test_finetune_result_keys_leave_out_only_checkpointing_and_logging(cfg):
 
 def test_evaluation_result_keys_are_what_one_evaluation_reads(cfg):
     keys = EvaluationSettings.result_keys()
-    assert keys == ["test_limit", "batch_size", "max_new_tokens", "num_fewshot", "mc_format", "sandbox_timeout"]
+    assert keys == [
+        "test_limit",
+        "batch_size",
+        "max_new_tokens",
+        "num_fewshot",
+        "mc_format",
+        "sandbox_timeout",
+        "layout",
+    ]
+
+
+def test_the_evaluation_layout_reruns_evaluations_and_the_confidence_level_does_not(cfg):
+    params = plan_of(cfg).evaluation_params()
+    assert json.loads(params)["layout"] == "project"
+    harness = plan_of(cfg, lambda c: c["evaluation"].update(layout="harness")).evaluation_params()
+    assert json.loads(harness)["layout"] == "harness" and harness != params
+    assert plan_of(cfg, lambda c: c["evaluation"].update(confidence=0.9)).evaluation_params() == params
 
 
 def test_incomplete_settings_name_the_missing_and_unknown_keys():

@@ -112,6 +112,71 @@ def test_a_program_passes_or_fails_by_its_exit_status(sandbox):
     assert exits.returncode == 3 and not exits.passed
 
 
+EARLY_EXITS = {
+    "sys.exit(0)": "import sys\nsys.exit(0)",
+    "sys.exit()": "import sys\nsys.exit()",
+    "exit()": "exit()",
+    "quit()": "quit()",
+    "raise SystemExit": "raise SystemExit",
+    "raise SystemExit(0)": "raise SystemExit(0)",
+    "os._exit(0)": "import os\nos._exit(0)",
+    "os.kill SIGKILL": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "os.kill SIGTERM": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)",
+    "signal.raise_signal": "import signal\nsignal.raise_signal(signal.SIGINT)",
+    "SIGALRM": "import signal, time\nsignal.alarm(1)\ntime.sleep(5)",
+    "os.abort()": "import os\nos.abort()",
+    "closing stdout then _exit": "import os\nos.close(1)\nos._exit(0)",
+    "an atexit _exit": "import atexit, os\natexit.register(os._exit, 0)\nraise SystemExit",
+    "a thread that exits": "import os, threading\nthreading.Thread(target=os._exit, args=(0,)).start()\nimport time\ntime.sleep(5)",
+    "fake marker": "print('__complementarity_sandbox_completed__:' + '0' * 32)\nimport os\nos._exit(0)",
+    "timeout": "while True:\n    pass",
+}
+
+
+@pytest.mark.parametrize("early_exit", sorted(EARLY_EXITS))
+def test_a_wrong_solution_that_exits_before_its_asserts_fails(sandbox, early_exit):
+    """The gaming attempt from issue 12: a wrong solution, an early exit, then the asserts."""
+    code = f"def add(a, b):\n    return a * b\n{EARLY_EXITS[early_exit]}\nassert add(2, 3) == 5\n"
+    res = sandbox(code, timeout=2.0)
+    assert not res.passed and not res.completed and res.status in ("failed", "timeout")
+    assert res.error
+
+
+def test_a_program_passes_only_when_its_last_line_ran(sandbox):
+    ok = sandbox("def add(a, b):\n    return a + b\nassert add(2, 3) == 5\nprint('done', end='')")
+    assert ok.passed and ok.completed and ok.stdout == "done"  # the marker is removed from stdout
+    # Exiting with 0 after every assert ran is still an exit before the end: the harness's code_eval
+    # (exec in a process) fails SystemExit too.
+    late = sandbox("assert 1 + 1 == 2\nimport sys\nsys.exit(0)")
+    assert not late.passed and late.returncode == 0 and not late.completed
+    assert late.error == "exited before its last line (exit status 0 but no completion marker)"
+
+
+def test_the_nonce_is_not_on_disk_or_in_the_environment(sandbox):
+    """The program cannot read the nonce from its source file, environment, argv or standard input."""
+    res = sandbox(
+        """
+        import os, sys
+        seen = " ".join([repr(os.environ), repr(sys.argv), sys.stdin.read()])
+        for path in ("../program.py", "main.py"):
+            try:
+                seen += open(path).read()
+            except OSError:
+                pass
+        with open("/proc/self/cmdline", "rb") as f:
+            seen += f.read().decode(errors="replace")
+        for fd in range(3, 64):
+            try:
+                seen += os.read(fd, 1 << 16).decode(errors="replace")
+            except OSError:
+                pass
+        print(len([w for w in seen.replace("'", " ").replace('"', " ").split() if len(w) == 32
+                   and all(c in "0123456789abcdef" for c in w)]))
+        """
+    )
+    assert res.passed and res.stdout == "0\n"
+
+
 def test_an_endless_loop_is_killed_at_the_wall_clock_limit(sandbox):
     result = sandbox("while True:\n    pass", timeout=1.5)
     assert result.timed_out and result.status == "timeout" and not result.passed

@@ -8,19 +8,10 @@ import pytest
 from conftest import REAL
 
 from complementarity.errors import UserError
-from complementarity.evaluation.scorers import (
-    EVALUATORS,
-    GSM8K_FALLBACK,
-    exact_match,
-    extract_code,
-    gsm8k_extract,
-    gsm8k_match,
-    mbpp_program,
-    score_details,
-    score_predictions,
-)
+from complementarity.evaluation.scorers import EVALUATORS, exact_match, score_details, score_predictions
 from complementarity.records import Example
-from complementarity.sources import MMLU_LETTERS, load_source
+from complementarity.sources import load_source
+from complementarity.tasks import GSM8K_FALLBACK, MMLU_LETTERS, extract_code, gsm8k_extract, gsm8k_match, mbpp_program
 
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data folder {REAL} is absent")
 
@@ -190,6 +181,35 @@ def test_mbpp_program_puts_setup_after_the_solution():
     assert program.index("class Node") < program.index("root = Node(1)") < program.index("assert root.v")
     with pytest.raises(UserError, match="format: mbpp"):
         mbpp_program("x = 1", ex("x"))
+
+
+def test_mbpp_layouts_score_what_each_promises():
+    """project: lenient extraction, setup code, every assert; harness: the raw continuation and code_eval's rules."""
+    from complementarity.tasks import mbpp_harness_doc
+
+    tests = ["assert add(2, 3) == 5", "assert add(0, 0) == 0", "assert add(-1, 1) == 0"]
+    e = Example(
+        "p", "def add(a, b):\n    return a + b", "1",
+        meta={"test_list": [*tests, "assert add(1, 1) == 3"], "harness_prompt": mbpp_harness_doc("Add.", tests)},
+    )  # fmt: skip
+    code = "def add(a, b):\n    return a + b\n"
+    cases = {  # completion: (project verdict, harness verdict)
+        code: (False, True),  # the fourth (wrong) assert is run in the project layout only
+        f"```python\n{code}```": (False, False),  # harness: no unfencing, a syntax error
+        code + "import sys\nsys.exit(0)\n": (False, False),  # an early exit never passes
+        code + 'if __name__ == "__main__":\n    print(input())\n': (False, True),  # code_eval: __name__ is builtins
+        "def add(a, b):\n    return a * b\nexit()\n": (False, False),
+    }
+    ex4 = [e] * len(cases)
+    project = score_predictions("mbpp", ex4, list(cases))
+    harness = score_details("mbpp", ex4, list(cases), layout="harness")
+    assert project == [p for p, _ in cases.values()]
+    assert [h["correct"] for h in harness] == [h for _, h in cases.values()]
+    assert harness[0]["code"] == code  # the raw continuation is the program
+    e3 = Example("p", "r", "2", meta={**e.meta, "test_list": tests})
+    assert score_predictions("mbpp", [e3, e3], [code, "```python\n" + code + "```"]) == [True, True]
+    with pytest.raises(UserError, match="unknown evaluation layout 'lm_eval'"):
+        score_details("mbpp", [e], [code], layout="lm_eval")
 
 
 @needs_real

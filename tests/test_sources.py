@@ -271,7 +271,12 @@ def test_gsm8k_converter(tmp_path: Path) -> None:
         [rec(question=" How many? ", answer="2+2=<<2+2=4>>4\n#### 4\n"), rec(question="Q", answer="x\n#### 1,000")],
     )
     a, b = load_source({"path": "g.jsonl", "format": "gsm8k"}, tmp_path)
-    assert (a.prompt, a.response, a.id, a.meta) == ("How many?", "2+2=<<2+2=4>>4\n#### 4", "0", {"final_answer": "4"})
+    meta = {  # the harness's doc_to_text and doc_to_target keep the text as written
+        "final_answer": "4",
+        "harness_prompt": "Question:  How many? \nAnswer:",
+        "harness_target": "2+2=<<2+2=4>>4\n#### 4\n",
+    }
+    assert (a.prompt, a.response, a.id, a.meta) == ("How many?", "2+2=<<2+2=4>>4\n#### 4", "0", meta)
     assert (b.id, b.meta["final_answer"]) == ("1", "1,000")
 
 
@@ -309,6 +314,11 @@ def test_mbpp_converter_sanitized_shape(tmp_path: Path) -> None:
         "test_list": ["assert f(1, 2) == 3"],
         "test_setup_code": "import math",
         "challenge_test_list": [],
+        # lm_eval's doc_to_text renders test_list[1] and [2] of a one-test task as empty lines
+        "harness_prompt": (
+            "You are an expert Python programmer, and here is your task: Add. Your code should pass these "
+            "tests:\n\nassert f(1, 2) == 3\n\n\n[BEGIN]\n"
+        ),
     }
     msg = error_of({"path": "s.json", "format": "mbpp", "split": "test"}, tmp_path)
     assert_mentions(msg, "no MBPP tasks", "11-510")
@@ -332,7 +342,9 @@ def test_mmlu_csv_converter_and_errors(tmp_path: Path) -> None:
     assert a.prompt == "Two\nlines?\nA. None\nB. b, with comma\nC. c\nD. d\nAnswer:"
     assert a.response == "C"
     assert (a.id, b.id) == ("virology:0", "virology:1")
+    harness = a.meta.pop("harness_prompt")  # the harness's doc_to_text: question stripped, options as written
     assert a.meta == {"choices": ["None", "b, with comma", "c", "d"], "answer": "C", "subject": "virology"}
+    assert harness.startswith("Two\r\nlines?\nA. None\nB. b, with comma") and harness.endswith("\nAnswer:")
 
     path.write_text("Q,1,2,3,4,A\nQ,1,2,3,4,E\n")
     msg = error_of({"path": str(path), "format": "mmlu"})

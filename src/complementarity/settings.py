@@ -122,6 +122,7 @@ class EvaluationSettings(_Section):
     num_fewshot: int
     mc_format: str
     sandbox_timeout: float
+    layout: str
     confidence: float
     bootstrap_resamples: int
 

@@ -21,18 +21,27 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from complementarity.errors import DataError
 from complementarity.records import Example
+from complementarity.tasks import (
+    CONVERTERS,
+    MBPP_SPLITS,
+    Converter,
+    Origin,
+    Row,
+    json_type,
+)
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("prompt_response", "gsm8k", "mbpp", "mmlu")
-"""The row formats :func:`load_source` understands."""
+DataFiles = str | list[str] | dict[str, str | list[str]]
+
+FORMATS = tuple(CONVERTERS)
+"""The row formats :func:`load_source` understands (one converter each, in :mod:`complementarity.tasks`)."""
 
 SPEC_KEYS = ("path", "hub", "format", "name", "split", "data_files", "revision", "limit")
 """The keys a dict source spec may have."""
@@ -42,47 +51,6 @@ HUB_ONLY_KEYS = ("name", "data_files", "revision")
 
 LOCAL_EXTENSIONS = (".jsonl", ".json", ".csv")
 """File extensions a ``path`` spec may have."""
-
-MBPP_SPLITS: dict[str, tuple[int, int]] = {
-    "prompt": (1, 10),
-    "test": (11, 510),
-    "validation": (511, 600),
-    "train": (601, 974),
-}
-"""The standard MBPP splits by task id (inclusive ranges), from the upstream README."""
-
-MBPP_PROMPT = (
-    "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n"
-)
-"""The MBPP prompt template (the test asserts follow, one per line)."""
-
-MMLU_LETTERS = ("A", "B", "C", "D")
-_MMLU_SPLIT_SUFFIXES = ("_test", "_val", "_dev")
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One raw record plus where it came from, for converters and error messages."""
-
-    data: Any
-    index: int
-    """0-based position among the source's records (blank lines not counted)."""
-    where: str
-    """Human-readable location: ``data.jsonl: line 3`` or ``openai/gsm8k (split 'test'), row index 7``."""
-    default_id: str
-    """The id a ``prompt_response`` row gets when it has none."""
-
-
-@dataclass(frozen=True)
-class _Origin:
-    """What a converter needs to know about the whole source."""
-
-    stem: str
-    """The file stem (local files) or the last part of the dataset name (hub)."""
-
-
-Converter = Callable[[_Row, _Origin], Example]
-DataFiles = str | list[str] | dict[str, str | list[str]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,7 +109,7 @@ def _normalize(spec: object, label: str) -> tuple[dict[str, Any], str]:
 def _load_one(spec: dict[str, Any], label: str, base: Path) -> list[Example]:
     """Load one checked dict spec."""
     fmt = spec.get("format", "prompt_response")
-    converter = _CONVERTERS[fmt]
+    converter = CONVERTERS[fmt]
     if "path" in spec:
         examples = _load_local(spec, base, fmt, converter, label)
     else:
@@ -238,7 +206,7 @@ def _load_local(spec: dict[str, Any], base: Path, fmt: str, converter: Converter
         rows = list(_read_csv(path))
     if not rows:
         raise DataError(f"{path}: no records (the file is empty or has only blank lines); add at least one record")
-    origin = _Origin(stem=path.stem)
+    origin = Origin(stem=path.stem)
     examples = _convert_all(rows, origin, converter)
     if "split" in spec:
         lo, hi = MBPP_SPLITS[spec["split"]]
@@ -263,7 +231,7 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _read_jsonl(path: Path) -> Iterator[_Row]:
+def _read_jsonl(path: Path) -> Iterator[Row]:
     """Strict JSONL reader: one JSON object per line; blank lines are skipped."""
     text = _read_text(path)
     index = 0
@@ -281,14 +249,14 @@ def _read_jsonl(path: Path) -> Iterator[_Row]:
             ) from exc
         if not isinstance(obj, dict):
             raise DataError(
-                f"{where}: expected a JSON object, got {_json_type(obj)}; each line must be an object "
+                f"{where}: expected a JSON object, got {json_type(obj)}; each line must be an object "
                 'such as {"prompt": "...", "response": "..."}'
             )
-        yield _Row(data=obj, index=index, where=where, default_id=f"{path.stem}:{line_no}")
+        yield Row(data=obj, index=index, where=where, default_id=f"{path.stem}:{line_no}")
         index += 1
 
 
-def _read_json_array(path: Path) -> Iterator[_Row]:
+def _read_json_array(path: Path) -> Iterator[Row]:
     """A ``.json`` file holding one array of objects."""
     text = _read_text(path)
     try:
@@ -300,19 +268,19 @@ def _read_json_array(path: Path) -> Iterator[_Row]:
         ) from exc
     if not isinstance(data, list):
         raise DataError(
-            f"{path}: expected a JSON array of objects, got {_json_type(data)}; "
+            f"{path}: expected a JSON array of objects, got {json_type(data)}; "
             "wrap the records in [...] or use a .jsonl file with one object per line"
         )
     for i, obj in enumerate(data):
         where = f"{path}: record index {i}"
         if not isinstance(obj, dict):
             raise DataError(
-                f"{where}: expected a JSON object, got {_json_type(obj)}; every array item must be an object"
+                f"{where}: expected a JSON object, got {json_type(obj)}; every array item must be an object"
             )
-        yield _Row(data=obj, index=i, where=where, default_id=f"{path.stem}:{i}")
+        yield Row(data=obj, index=i, where=where, default_id=f"{path.stem}:{i}")
 
 
-def _read_csv(path: Path) -> Iterator[_Row]:
+def _read_csv(path: Path) -> Iterator[Row]:
     """A header-less CSV file; each row is a list of strings. Empty rows are skipped."""
     _read_text(path)  # UTF-8 check with a line number
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -329,15 +297,8 @@ def _read_csv(path: Path) -> Iterator[_Row]:
             if not row:
                 continue
             where = f"{path}: row {index + 1} (line {start})"
-            yield _Row(data=row, index=index, where=where, default_id=f"{path.stem}:{index}")
+            yield Row(data=row, index=index, where=where, default_id=f"{path.stem}:{index}")
             index += 1
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    if type(value) in names:
-        return names[type(value)]
-    return "a number" if isinstance(value, (int, float)) else type(value).__name__
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,9 +326,9 @@ def _load_hub(spec: dict[str, Any], base: Path, converter: Converter) -> list[Ex
             f"{desc}: datasets.load_dataset failed: {type(exc).__name__}: {exc}; check 'hub', 'name', 'split', "
             "'data_files' and 'revision' (offline: the dataset must be a local folder or already cached)"
         ) from exc
-    origin = _Origin(stem=Path(hub.rstrip("/")).name or hub)
+    origin = Origin(stem=Path(hub.rstrip("/")).name or hub)
     rows = (
-        _Row(data=dict(row), index=i, where=f"{desc}, row index {i}", default_id=f"{split}:{i}")
+        Row(data=dict(row), index=i, where=f"{desc}, row index {i}", default_id=f"{split}:{i}")
         for i, row in enumerate(dataset)
     )
     examples = _convert_all(rows, origin, converter)
@@ -394,7 +355,7 @@ def _resolve_data_files(value: DataFiles, base: Path) -> DataFiles:
 # --------------------------------------------------------------------------------------------------
 
 
-def _convert_all(rows: Iterator[_Row] | list[_Row], origin: _Origin, converter: Converter) -> list[Example]:
+def _convert_all(rows: Iterator[Row] | list[Row], origin: Origin, converter: Converter) -> list[Example]:
     """Convert rows and check that ids are unique within the source."""
     out: list[Example] = []
     seen: dict[str, str] = {}
@@ -407,154 +368,3 @@ def _convert_all(rows: Iterator[_Row] | list[_Row], origin: _Origin, converter: 
         seen[ex.id] = row.where
         out.append(ex)
     return out
-
-
-def _need_dict(row: _Row, keys: str) -> Mapping[str, Any]:
-    if not isinstance(row.data, dict):
-        raise DataError(f"{row.where}: expected an object with keys {keys}, got {type(row.data).__name__}")
-    return row.data
-
-
-def _need_str(row: _Row, d: Mapping[str, Any], key: str, *, nonblank: bool = True) -> str:
-    if key not in d:
-        raise DataError(f"{row.where}: missing key {key!r}; add a {key!r} string to this record")
-    value = d[key]
-    if not isinstance(value, str):
-        raise DataError(f"{row.where}: {key!r} must be a string, got {_json_type(value)} ({value!r:.60})")
-    if nonblank and not value.strip():
-        raise DataError(f"{row.where}: {key!r} is empty or whitespace only; give it text or drop the record")
-    return value
-
-
-def _optional_id(row: _Row, d: Mapping[str, Any], key: str = "id") -> str | None:
-    if key not in d or d[key] is None:
-        return None
-    value = d[key]
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f"{row.where}: {key!r} must be a string or an integer, got {_json_type(value)} ({value!r:.60})")
-    text = str(value)
-    if not text.strip():
-        raise DataError(f"{row.where}: {key!r} is empty; give a non-empty id or omit the key")
-    return text
-
-
-def _str_list(row: _Row, d: Mapping[str, Any], key: str, *, required: bool) -> list[str]:
-    if key not in d or d[key] is None:
-        if required:
-            raise DataError(f"{row.where}: missing key {key!r}; add a list of strings")
-        return []
-    value = d[key]
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise DataError(f"{row.where}: {key!r} must be a list of strings, got {value!r:.80}")
-    if required and not value:
-        raise DataError(f"{row.where}: {key!r} is empty; give at least one entry")
-    return list(value)
-
-
-def _convert_prompt_response(row: _Row, origin: _Origin) -> Example:
-    """``{"prompt", "response", "id"?, "domain"?}`` → Example; id defaults to ``stem:line``."""
-    d = _need_dict(row, "'prompt' and 'response'")
-    prompt = _need_str(row, d, "prompt")
-    response = _need_str(row, d, "response")
-    ex_id = _optional_id(row, d) or row.default_id
-    # An optional label: candidate shard files often say which domain a record belongs to, and the
-    # shard table (results/data/shards/checked.tsv) counts records by it. A domain's own data is
-    # labelled with the domain's name when it is prepared, whatever it says here.
-    domain = _optional_id(row, d, "domain")
-    return Example(prompt=prompt, response=response, id=ex_id, domain=domain)
-
-
-def _convert_gsm8k(row: _Row, origin: _Origin) -> Example:
-    """``{"question", "answer"}`` → Example; the final answer follows the last ``####``."""
-    d = _need_dict(row, "'question' and 'answer'")
-    question = _need_str(row, d, "question")
-    answer = _need_str(row, d, "answer")
-    if "####" not in answer:
-        raise DataError(f"{row.where}: 'answer' has no '#### <final answer>' line; GSM8K answers must end with one")
-    final = answer.rsplit("####", 1)[1].strip()
-    if not final:
-        raise DataError(f"{row.where}: 'answer' has an empty final answer after '####'; put the answer after it")
-    ex_id = _optional_id(row, d) or str(row.index)
-    return Example(prompt=question.strip(), response=answer.strip(), id=ex_id, meta={"final_answer": final})
-
-
-def _convert_mbpp(row: _Row, origin: _Origin) -> Example:
-    """MBPP full (``text``) or sanitized (``prompt``) rows → Example with the standard MBPP prompt."""
-    d = _need_dict(row, "'text' (or 'prompt'), 'code', 'task_id' and 'test_list'")
-    text_key = "text" if "text" in d else "prompt" if "prompt" in d else "text"
-    text = _need_str(row, d, text_key)
-    code = _need_str(row, d, "code").replace("\r\n", "\n").strip()
-    if "task_id" not in d:
-        raise DataError(f"{row.where}: missing key 'task_id'; add the MBPP task number (an integer)")
-    task_id = d["task_id"]
-    if isinstance(task_id, str) and task_id.strip().isdigit():
-        task_id = int(task_id)
-    if isinstance(task_id, bool) or not isinstance(task_id, int):
-        raise DataError(f"{row.where}: 'task_id' must be an integer, got {task_id!r:.60}")
-    tests = _str_list(row, d, "test_list", required=True)
-    challenge = _str_list(row, d, "challenge_test_list", required=False)
-    if "test_setup_code" in d and d["test_setup_code"] is not None:
-        setup = _need_str(row, d, "test_setup_code", nonblank=False)
-    else:
-        # The sanitized config has ``test_imports`` (e.g. ["import math"]) instead of setup code.
-        setup = "\n".join(_str_list(row, d, "test_imports", required=False))
-    prompt = MBPP_PROMPT.format(text=text.strip()) + "\n".join(tests)
-    meta = {
-        "test_list": tests,
-        "test_setup_code": setup.replace("\r\n", "\n"),
-        "challenge_test_list": challenge,
-    }
-    return Example(prompt=prompt, response=code, id=str(task_id), meta=meta)
-
-
-def _clean(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def _convert_mmlu(row: _Row, origin: _Origin) -> Example:
-    """A CSV row ``[question, A, B, C, D, letter]`` or a hub dict ``{question, subject, choices, answer}``."""
-    if isinstance(row.data, list):
-        if len(row.data) != 6:
-            raise DataError(
-                f"{row.where}: expected 6 columns (question, A, B, C, D, answer), got {len(row.data)}; "
-                "quote fields that contain commas or newlines"
-            )
-        question, *choices, letter = row.data
-        letter = letter.strip()
-        subject = origin.stem
-        for suffix in _MMLU_SPLIT_SUFFIXES:
-            subject = subject.removesuffix(suffix)
-        if letter not in MMLU_LETTERS:
-            raise DataError(f"{row.where}: answer column is {letter!r}; it must be one of A, B, C, D")
-        if not question.strip():
-            raise DataError(f"{row.where}: the question column is empty; give the question text")
-    else:
-        d = _need_dict(row, "'question', 'choices' and 'answer'")
-        question = _need_str(row, d, "question")
-        choices = _str_list(row, d, "choices", required=True)
-        if len(choices) != 4:
-            raise DataError(f"{row.where}: 'choices' must have 4 options, got {len(choices)}")
-        if "answer" not in d:
-            raise DataError(f"{row.where}: missing key 'answer'; give the gold option as 0-3 or A-D")
-        answer = d["answer"]
-        if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer <= 3:
-            letter = MMLU_LETTERS[answer]
-        elif isinstance(answer, str) and answer.strip() in MMLU_LETTERS:
-            letter = answer.strip()
-        else:
-            raise DataError(f"{row.where}: 'answer' is {answer!r}; it must be an integer 0-3 or a letter A-D")
-        subject = d.get("subject") or origin.stem
-        if not isinstance(subject, str):
-            raise DataError(f"{row.where}: 'subject' must be a string, got {subject!r:.60}")
-    options = [_clean(c) for c in choices]
-    prompt = _clean(question) + "".join(f"\n{k}. {v}" for k, v in zip(MMLU_LETTERS, options, strict=True)) + "\nAnswer:"
-    meta = {"choices": options, "answer": letter, "subject": subject}
-    return Example(prompt=prompt, response=letter, id=f"{subject}:{row.index}", meta=meta)
-
-
-_CONVERTERS: dict[str, Converter] = {
-    "prompt_response": _convert_prompt_response,
-    "gsm8k": _convert_gsm8k,
-    "mbpp": _convert_mbpp,
-    "mmlu": _convert_mmlu,
-}

@@ -25,7 +25,9 @@ def register_arguments(parser) -> None:
     parser.add_argument("--name", required=True, help="model name in the results")
     parser.add_argument("--test", type=pair, nargs="+", required=True, help="DOMAIN=FILE test sets")
     parser.add_argument("--evaluators", type=json_arg, required=True, help="JSON: domain -> evaluator")
-    parser.add_argument("--few-shot", type=pair, nargs="*", help="DOMAIN=FILE few-shot pools (multiple choice)")
+    parser.add_argument(
+        "--few-shot", type=pair, nargs="*", help="DOMAIN=FILE few-shot pools (MMLU; GSM8K in the harness layout)"
+    )
     parser.add_argument(
         "--settings", type=json_arg, required=True,
         help="JSON: config `evaluation` section, the keys one evaluation depends on (EvaluationSettings.result_keys)",

@@ -11,11 +11,15 @@ MMLU has two layouts (``mc_format``):
   chat template, or ``prompt + "\\n"``) and each option is the token(s) of the bare letter, exactly
   the response tokens a model fine-tuned on MMLU records learned. This measures the models the
   pipeline trains in their own format.
-* ``harness``: lm-evaluation-harness's ``mmlu`` task (``_default_template_yaml``): raw text, no chat
-  template and no special tokens (HFLM's default for causal models), the header
-  ``"The following are multiple choice questions (with answers) about {subject}.\\n\\n"`` always, and
-  the continuation ``" A"`` … ``" D"`` after ``"Answer:"``, split off the joint encoding as HFLM's
-  ``_encode_pair`` does. Use it to compare base models with published numbers.
+* ``harness``: lm-evaluation-harness 0.4.x's ``mmlu`` task (``_default_template_yaml``): raw text, no
+  chat template, the tokenizer's own special tokens (a BOS token where the tokenizer adds one, as
+  HFLM's ``tok_encode`` lets it), the options as written in the data (``meta["harness_prompt"]``), the
+  header ``"The following are multiple choice questions (with answers) about {subject}.\\n\\n"``
+  always, and the continuation ``" A"`` … ``" D"`` after ``"Answer:"``, split off the joint encoding
+  as HFLM's ``_encode_pair`` does. An over-long context keeps its last ``window + 1 - len(option)``
+  tokens, as HFLM's ``(context + continuation)[-(max_length + 1):][:-1]`` does (``template`` keeps
+  ``window - len(option)``). Use it to compare with published numbers; the ``harness`` evaluation
+  layout (``layout="harness"``) always uses it.
 
 Few-shot (``few_shot``, MMLU only): for each question, the shots of the same ``meta["subject"]``
 (the first ``num_fewshot`` of them, in the order given; the harness uses the dev split's first five)
@@ -36,26 +40,38 @@ from typing import Any
 from ..errors import UserError
 from ..modeling import encode_prompt, use_chat_template
 from ..records import Example
-from ..sources import MMLU_LETTERS
-from .generate import generate
+from ..tasks import (
+    GSM8K_FILTERS,
+    GSM8K_STOP,
+    HARNESS_MAX_GEN_TOKS,
+    LAYOUTS,
+    MBPP_HARNESS_STOP,
+    MBPP_STOP,
+    MMLU_LETTERS,
+    gsm8k_harness_contexts,
+    mbpp_harness_context,
+    mmlu_context,
+)
+from .generate import generate, generate_ids
 from .sandbox import SandboxError, resolve_isolation
-from .scorers import EVALUATORS, GSM8K_FILTERS, MBPP_STOP, check_evaluator, score_details
+from .scorers import check_evaluator, score_details
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_STOP", "EVALUATORS", "MC_FORMATS", "evaluate", "mmlu_context", "predict_choices"]
+__all__ = ["DEFAULT_STOP", "HARNESS_STOP", "MC_FORMATS", "evaluate", "predict_choices"]
 
 MC_FORMATS = ("template", "harness")
 """Layouts for ``multiple_choice`` (see the module docstring)."""
 
 DEFAULT_STOP: dict[str, tuple[str, ...]] = {
     "exact_match": (),  # the model's end-of-sequence token ends the answer
-    "gsm8k": ("Question:", "</s>", "<|im_end|>"),  # the harness's gsm8k.yaml `until`
+    "gsm8k": GSM8K_STOP,  # the harness's gsm8k.yaml `until`
     "mbpp": MBPP_STOP,
 }
-"""Stop sequences per generation-based evaluator (EOS always stops)."""
+"""Stop sequences per generation-based evaluator in the project layout (EOS always stops)."""
 
-MMLU_HEADER = "The following are multiple choice questions (with answers) about {subject}.\n\n"
+HARNESS_STOP: dict[str, tuple[str, ...]] = {"gsm8k": GSM8K_STOP, "mbpp": MBPP_HARNESS_STOP}
+"""The harness layout's ``until`` per task (lm_eval also stops at EOS)."""
 
 
 def evaluate(
@@ -75,8 +91,18 @@ def evaluate(
     sandbox_timeout: float = 10.0,
     sandbox_workers: int = 2,
     isolation: str = "auto",
+    layout: str = "project",
 ) -> dict[str, Any]:
-    """Score ``model`` on ``examples`` with ``evaluator`` (one of :data:`EVALUATORS`).
+    """Score ``model`` on ``examples`` with ``evaluator`` (one of :data:`~.scorers.EVALUATORS`).
+
+    ``layout`` (:data:`~complementarity.tasks.LAYOUTS`): ``project`` asks in the trained format; ``harness`` reproduces
+    lm-evaluation-harness 0.4.x's task for ``gsm8k`` (5 shots drawn from ``few_shot``, the training
+    split, with lm_eval's seed; raw text; :data:`HARNESS_STOP`; 256 new tokens), ``mbpp`` (its three
+    fixed shots, stop ``[DONE]``, the raw continuation is the program, 3 s; 256 new tokens) and
+    ``multiple_choice`` (``mc_format="harness"``, whatever ``mc_format`` says; shots from
+    ``few_shot`` when ``num_fewshot`` is set, as before). ``exact_match`` has no harness task: both
+    layouts are the project's. Settings the harness fixes (``template``, ``max_new_tokens``, ``stop``,
+    ``sandbox_timeout``) are ignored there for those tasks.
 
     ``template``: ``auto``/``chat``/``plain``, as in training. ``max_new_tokens`` and ``stop`` (default
     :data:`DEFAULT_STOP`) apply to the generation-based evaluators. ``few_shot``/``num_fewshot``/
@@ -98,13 +124,25 @@ def evaluate(
         raise UserError(f"evaluator {evaluator!r}: no examples to evaluate; check the test set")
     if gsm8k_headline not in GSM8K_FILTERS:
         raise UserError(f"gsm8k_headline must be one of {', '.join(GSM8K_FILTERS)}; got {gsm8k_headline!r}")
-    if evaluator != "multiple_choice" and (few_shot or num_fewshot):
+    if layout not in LAYOUTS:
+        raise UserError(f"unknown evaluation layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
+    harness_gen = layout == "harness" and evaluator in HARNESS_STOP
+    if evaluator == "gsm8k" and harness_gen:
+        if num_fewshot is not None:
+            raise UserError("the gsm8k harness layout always uses 5 shots; remove num_fewshot")
+        if not few_shot:
+            raise UserError(
+                "the gsm8k harness layout draws 5 shots per question from the training split; pass it as few_shot"
+            )
+    elif evaluator != "multiple_choice" and (few_shot or num_fewshot):
         raise UserError(
-            f"few-shot prompting is implemented for the multiple_choice evaluator only, not {evaluator!r}; "
-            "remove few_shot/num_fewshot"
+            f"few-shot prompting is implemented for the multiple_choice evaluator (and gsm8k in the harness layout) "
+            f"only, not {evaluator!r} in the {layout} layout; remove few_shot/num_fewshot"
         )
+    if layout == "harness" and evaluator == "multiple_choice":
+        mc_format = "harness"
     chat = use_chat_template(tokenizer, template)
-    settings: dict[str, Any] = {"template": "chat" if chat else "plain", "batch_size": batch_size}
+    settings: dict[str, Any] = {"layout": layout, "template": "chat" if chat else "plain", "batch_size": batch_size}
     extras: dict[str, Any] = {}
     if evaluator == "mbpp":
         # Before generating: a machine that cannot run the sandbox should fail now, not after the GPU work.
@@ -132,6 +170,16 @@ def evaluate(
         if mc_format == "harness":
             settings["template"] = "none (harness layout)"
         extras["single_token_options"] = single
+    elif harness_gen:
+        stop, max_new_tokens = HARNESS_STOP[evaluator], HARNESS_MAX_GEN_TOKS
+        if evaluator == "gsm8k":
+            contexts = gsm8k_harness_contexts(examples, few_shot or [])
+        else:
+            contexts = [mbpp_harness_context(ex) for ex in examples]
+        # HFLM's tok_batch_encode: the tokenizer's own special tokens (BOS where it adds one), no template.
+        ids = [list(tokenizer(text)["input_ids"]) for text in contexts]
+        gens = generate_ids(model, tokenizer, ids, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)
+        settings["template"] = "none (harness layout)"
     else:
         stop = tuple(DEFAULT_STOP[evaluator] if stop is None else stop)
         gens = generate(
@@ -143,6 +191,7 @@ def evaluate(
             stop=stop,
             batch_size=batch_size,
         )
+    if evaluator != "multiple_choice":
         items = score_details(
             evaluator,
             examples,
@@ -151,6 +200,7 @@ def evaluate(
             sandbox_timeout=sandbox_timeout,
             sandbox_workers=sandbox_workers,
             isolation=isolation,
+            layout=layout,
         )
         for item, g in zip(items, gens, strict=True):
             item.update(finish=g.finish, n_tokens=g.n_tokens)
@@ -179,15 +229,6 @@ def evaluate(
 # --------------------------------------------------------------------------------------------------
 # multiple_choice
 # --------------------------------------------------------------------------------------------------
-
-
-def mmlu_context(ex: Example, shots: Sequence[Example], *, header: bool) -> str:
-    """The text before the answer: optional header, the shots (``… Answer: X``), then the question."""
-    text = "".join(f"{s.prompt} {s.meta['answer']}\n\n" for s in shots) + ex.prompt
-    if header:
-        subject = str(ex.meta.get("subject", "")).replace("_", " ")
-        text = MMLU_HEADER.format(subject=subject) + text
-    return text
 
 
 def _shots_for(examples: Sequence[Example], few_shot: Sequence[Example] | None, k: int | None) -> list[list[Example]]:
@@ -239,9 +280,9 @@ def predict_choices(
     options: list[list[list[int]]] = []
     for ex, sh in zip(examples, shots, strict=True):
         if mc_format == "harness":
-            text = mmlu_context(ex, sh, header=True)
-            ctx = _encode_raw(tokenizer, text)
-            conts = [_encode_raw(tokenizer, text + " " + letter)[len(ctx) :] for letter in MMLU_LETTERS]
+            text = mmlu_context(ex, sh, header=True, harness=True)
+            ctx = _encode_harness(tokenizer, text)
+            conts = [_encode_harness(tokenizer, text + " " + letter)[len(ctx) :] for letter in MMLU_LETTERS]
         else:
             ctx = encode_prompt(tokenizer, mmlu_context(ex, sh, header=bool(sh)), chat)
             conts = [_encode_raw(tokenizer, letter) for letter in MMLU_LETTERS]
@@ -251,14 +292,25 @@ def predict_choices(
         options.append(conts)
     single = single_token_fast_path and all(len(c) == 1 for opts in options for c in opts)
     longest_option = max(len(c) for opts in options for c in opts)
-    contexts = _fit(model, contexts, longest_option)
     was_training = model.training
     model.eval()
     try:
         if single:
+            # harness: HFLM feeds (context + continuation)[-(window + 1):][:-1], the whole window of context.
+            contexts = _fit(model, contexts, 0 if mc_format == "harness" else 1)
             scores = _last_position_logprobs(model, contexts, options, tokenizer, batch_size)
         else:
-            scores = _continuation_logprobs(model, contexts, options, tokenizer, batch_size)
+            if mc_format == "harness":  # each option's own cut: window + 1 - len(option) context tokens
+                _fit(model, contexts, longest_option - 1)  # the warning, once
+                per_option = [
+                    [_fit(model, [ctx], len(c) - 1, warn=False)[0] for c in opts]
+                    for ctx, opts in zip(contexts, options, strict=True)
+                ]
+            else:
+                per_option = [
+                    [ctx] * len(opts) for ctx, opts in zip(_fit(model, contexts, longest_option), options, strict=True)
+                ]
+            scores = _continuation_logprobs(model, per_option, options, tokenizer, batch_size)
     finally:
         model.train(was_training)
     predictions = [MMLU_LETTERS[max(range(len(s)), key=s.__getitem__)] for s in scores]
@@ -270,14 +322,19 @@ def _encode_raw(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _fit(model, contexts: list[list[int]], reserve: int) -> list[list[int]]:
+def _encode_harness(tokenizer, text: str) -> list[int]:
+    """HFLM's ``tok_encode`` for causal models: the tokenizer's default special tokens (BOS if it adds one)."""
+    return list(tokenizer(text)["input_ids"])
+
+
+def _fit(model, contexts: list[list[int]], reserve: int, *, warn: bool = True) -> list[list[int]]:
     """Cut contexts from the left so context + ``reserve`` tokens fit the model's positions."""
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if not limit:
         return contexts
     keep = limit - reserve
     n_cut = sum(len(c) > keep for c in contexts)
-    if n_cut:
+    if n_cut and warn:
         log.warning(
             "%d of %d multiple-choice contexts exceed %d tokens (max_position_embeddings %d) and were cut from the left",
             n_cut,
@@ -324,19 +381,20 @@ def _last_position_logprobs(model, contexts, options, tokenizer, batch_size: int
 
 
 def _continuation_logprobs(model, contexts, options, tokenizer, batch_size: int) -> list[list[float]]:
-    """Sum of log p(continuation tokens | context, earlier continuation tokens), one sequence per option."""
+    """Sum of log p(continuation tokens | context, earlier continuation tokens), one sequence per option
+    (``contexts[i][j]``: option j's context of question i)."""
     import torch
 
     flat = [(i, j) for i in range(len(contexts)) for j in range(len(options[i]))]
-    flat.sort(key=lambda ij: len(contexts[ij[0]]) + len(options[ij[0]][ij[1]]))
+    flat.sort(key=lambda ij: len(contexts[ij[0]][ij[1]]) + len(options[ij[0]][ij[1]]))
     out = [[0.0] * len(opts) for opts in options]
     with torch.inference_mode():
         for start in range(0, len(flat), batch_size):
             chunk = flat[start : start + batch_size]
-            seqs = [contexts[i] + options[i][j] for i, j in chunk]
+            seqs = [contexts[i][j] + options[i][j] for i, j in chunk]
             lp = _forward_logprobs(model, seqs, _pad_id(tokenizer))
             for r, (i, j) in enumerate(chunk):
-                n_ctx, cont = len(contexts[i]), options[i][j]
+                n_ctx, cont = len(contexts[i][j]), options[i][j]
                 # Token t of the continuation is predicted at position n_ctx - 1 + t.
                 out[i][j] = float(sum(lp[r, n_ctx - 1 + t, tok] for t, tok in enumerate(cont)))
     return out

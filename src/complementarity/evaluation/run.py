@@ -39,21 +39,25 @@ def evaluate_model(
         if settings["test_limit"]:
             examples = examples[: settings["test_limit"]]
         shots = None
-        if few_shot and settings["num_fewshot"] and evaluators[domain] == "multiple_choice":
+        evaluator, layout = evaluators[domain], settings["layout"]
+        # MMLU: shots when num_fewshot asks for them; GSM8K in the harness layout: always (5, lm_eval's draw).
+        gsm8k_harness = evaluator == "gsm8k" and layout == "harness"
+        if few_shot and ((settings["num_fewshot"] and evaluator == "multiple_choice") or gsm8k_harness):
             shots = read_prepared(few_shot[domain])
         t0 = time.perf_counter()
         result = evaluate(
             model,
             tok,
             examples,
-            evaluators[domain],
+            evaluator,
             template=base_cfg["prompt_template"],
             batch_size=settings["batch_size"],
             max_new_tokens=settings["max_new_tokens"],
             few_shot=shots,
-            num_fewshot=settings["num_fewshot"] if shots else None,
+            num_fewshot=settings["num_fewshot"] if shots and not gsm8k_harness else None,
             mc_format=settings["mc_format"],
             sandbox_timeout=settings["sandbox_timeout"],
+            layout=layout,
         )
         result["seconds"] = time.perf_counter() - t0
         log.info(

@@ -45,6 +45,24 @@ processes, so it is set to the user's current task count plus :attr:`Limits.max_
 that user can write are not protected. Treat ``basic`` as protection against accidents, not against
 an adversary.
 
+**Completion marker.** A program passes only if it ran to its end: exit status 0 is not enough (a
+program that calls ``sys.exit(0)``, ``exit()``, ``quit()``, ``raise SystemExit``, ``os._exit(0)``,
+``os.kill(os.getpid(), …)`` or is killed by a signal before its last line exits early and, until
+this check existed, scored as passed). The host draws a fresh random nonce per program and sends it,
+ahead of the source, on the program's standard input; the bootstrap reads both, closes that input,
+runs the program, and only when ``runpy`` returns normally (no exception, no ``SystemExit``) writes
+``<MARKER_PREFIX><nonce>`` straight to file descriptor 1. The host looks for that exact line in the
+captured standard output (:attr:`Result.completed`) and removes it from :attr:`Result.stdout`.
+Threat model, honestly: the source file on the host is unlinked before the launcher starts and the
+host and launcher close their copies of the input, so the nonce is nowhere on disk, not in the
+environment, not on a command line. It still lives in the bootstrap's memory while the program runs
+(a local of the frame that called ``runpy``): a program written to hunt for it (walking
+``sys._getframe()`` back, ``gc.get_objects()``, reading ``/proc/self/mem``) and print it before exiting
+could forge a pass. No in-process scheme can stop that, and lm-evaluation-harness's ``code_eval``
+(``exec`` in the same process) has the same limit. It does stop every early exit, and printing a
+fixed string; the program text is kept with every verdict (``code`` in the per-item results), so a
+model that learned such tricks would be visible.
+
 Concurrent sandboxes run as the same uid 65534, and ``RLIMIT_NPROC`` counts that uid's processes
 machine-wide: a fork bomb running beside a normal program can make the normal program's own forks
 fail until the bomb is killed (plain MBPP solutions never fork).
@@ -60,6 +78,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -80,6 +99,9 @@ SANDBOX_UID = 65534
 
 OUTPUT_TAIL_CHARS = 4000
 """How much of the end of stdout/stderr a :class:`Result` keeps."""
+
+MARKER_PREFIX = "\n__complementarity_sandbox_completed__:"
+"""Written (with the run's nonce and a newline) to fd 1 by the bootstrap after the program's last line."""
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWPID = 0x20000000
@@ -148,11 +170,13 @@ class Result:
     """Wall-clock seconds, set-up and clean-up included."""
     isolation: str
     """The isolation level that was used: ``namespace`` or ``basic``."""
+    completed: bool = False
+    """The program ran to its last line: the completion marker with this run's nonce was written."""
 
     @property
     def passed(self) -> bool:
-        """Exited with status 0 within the time limit."""
-        return self.returncode == 0 and not self.timed_out
+        """Ran to its last line (:attr:`completed`) and exited with status 0 within the time limit."""
+        return self.returncode == 0 and not self.timed_out and self.completed
 
     @property
     def status(self) -> str:
@@ -169,6 +193,8 @@ class Result:
         lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
         if lines:
             return lines[-1][:300]
+        if self.returncode == 0:
+            return "exited before its last line (exit status 0 but no completion marker)"
         return f"exit status {self.returncode}"
 
 
@@ -291,8 +317,10 @@ def _run_in(work: str, code: str, limits: Limits, mode: str, interpreter: str, s
     box = os.path.join(work, "box")
     os.mkdir(box, 0o700)
     program = os.path.join(work, "program.py")
+    nonce = secrets.token_hex(16)
     with open(program, "w", encoding="utf-8") as f:
-        f.write(code)
+        os.fchmod(f.fileno(), 0o600)
+        f.write(nonce + "\n" + code)
     root = os.geteuid() == 0
     uid = SANDBOX_UID if root else None
     if uid is not None and mode == "basic":
@@ -325,7 +353,9 @@ def _run_in(work: str, code: str, limits: Limits, mode: str, interpreter: str, s
     argv = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--launch", json.dumps(launch)]
     out_path, err_path = os.path.join(work, "stdout"), os.path.join(work, "stderr")
     timed_out = False
-    with open(program, "rb") as stdin, open(out_path, "wb") as out, open(err_path, "wb") as err:
+    stdin = open(program, "rb")  # closed right after the launcher starts
+    os.unlink(program)  # the nonce is on no path the program could open
+    with stdin, open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -339,6 +369,7 @@ def _run_in(work: str, code: str, limits: Limits, mode: str, interpreter: str, s
             )
         except OSError as exc:
             raise SandboxError(f"could not start the sandbox launcher {sys.executable}: {exc}") from exc
+        stdin.close()  # only the launcher (until it forks) and the bootstrap hold the nonce now
         try:
             proc.wait(timeout=max(limits.timeout - (time.monotonic() - start), 0.01))
         except subprocess.TimeoutExpired:
@@ -351,6 +382,7 @@ def _run_in(work: str, code: str, limits: Limits, mode: str, interpreter: str, s
         finally:
             _kill_group(proc.pid)  # whatever is left in the session, launcher included
             proc.wait()
+    completed = _strip_marker(out_path, nonce)
     return Result(
         returncode=proc.returncode,
         timed_out=timed_out,
@@ -358,7 +390,21 @@ def _run_in(work: str, code: str, limits: Limits, mode: str, interpreter: str, s
         stderr=_tail(err_path),
         duration=time.monotonic() - start,
         isolation=mode,
+        completed=completed and not timed_out,
     )
+
+
+def _strip_marker(path: str, nonce: str) -> bool:
+    """Whether the completion marker with ``nonce`` is in the captured stdout; removes it from the file."""
+    marker = (MARKER_PREFIX + nonce + "\n").encode()
+    with open(path, "rb") as f:
+        data = f.read()
+    at = data.rfind(marker)
+    if at < 0:
+        return False
+    with open(path, "wb") as f:
+        f.write(data[:at] + data[at + len(marker) :])
+    return True
 
 
 def _kill_group(pgid: int) -> None:
@@ -466,9 +512,17 @@ def _warn_basic_once(reason: str) -> None:
 _BOOTSTRAP = r"""
 import json, os, resource, runpy, sys
 cfg = json.loads(sys.argv[1])
+nonce = sys.stdin.readline().strip()
 source = sys.stdin.read()
 sys.stdin.close()
 sys.stdin = open(os.devnull)
+def _completed(marker=(MARKER_PREFIX + nonce + "\n").encode()):
+    for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os.write(1, marker)
 with open("main.py", "w", encoding="utf-8") as f:
     f.write(source)
 for name, value in cfg["rlimits"].items():
@@ -481,10 +535,11 @@ if cfg["block_sockets"]:
         for attr in ("socket", "socketpair", "fromfd", "create_connection", "create_server", "getaddrinfo"):
             if hasattr(mod, attr):
                 setattr(mod, attr, _no_network)
-del cfg, source, f, json, resource, name, value
+del cfg, source, f, json, resource, name, value, nonce
 sys.argv = ["main.py"]
 runpy.run_path("main.py", run_name="__main__")
-"""
+_completed()
+""".replace("MARKER_PREFIX", repr(MARKER_PREFIX))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -538,6 +593,10 @@ def _launch(cfg: dict) -> int:
         except BaseException as exc:
             os.write(2, f"sandbox launcher: {type(exc).__name__}: {exc}\n".encode())
         os._exit(125)
+    # The program's standard input carries the completion nonce: only the program's bootstrap keeps it.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if not cfg["namespaces"]:

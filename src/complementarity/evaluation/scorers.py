@@ -12,18 +12,31 @@
   applied, in that order, to both the extracted answer and the reference (the full worked solution).
 * ``multiple_choice`` (MMLU): the predicted option letter against ``meta["answer"]``. Predicting the
   letter from a model's log-likelihoods is in :mod:`complementarity.evaluation.evaluate`.
-* ``mbpp``: code is pulled out of the generation (:func:`extract_code`), followed by the task's
-  ``test_setup_code`` and its ``test_list`` asserts, and run in the sandbox; pass@1.
+* ``mbpp``: in the ``project`` layout code is pulled out of the generation (:func:`~complementarity.tasks.extract_code`),
+  followed by the task's ``test_setup_code`` and its ``test_list`` asserts; in the ``harness`` layout
+  the raw continuation and the first three asserts, as HF ``code_eval`` runs them. Either program runs
+  in the sandbox and passes only if it ran to its end (every assert executed); pass@1.
+
+The task formats themselves (patterns, prompts, programs) live in :mod:`complementarity.tasks`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import UserError
 from ..records import Example
+from ..tasks import (
+    GSM8K_FILTERS,
+    LAYOUTS,
+    MBPP_HARNESS_WALL,
+    extract_code,
+    gsm8k_match,
+    gsm8k_normalize,
+    mbpp_harness_program,
+    mbpp_program,
+)
 
 # --------------------------------------------------------------------------------------------------
 # exact_match
@@ -38,58 +51,6 @@ def normalize_text(text: str) -> str:
 def exact_match(prediction: str, reference: str) -> bool:
     """Whole-string match after :func:`normalize_text` (case-sensitive)."""
     return normalize_text(prediction) == normalize_text(reference)
-
-
-# --------------------------------------------------------------------------------------------------
-# gsm8k (lm-evaluation-harness, gsm8k.yaml v3.0)
-# --------------------------------------------------------------------------------------------------
-
-GSM8K_STRICT_PATTERN = r"#### (\-?[0-9\.\,]+)"
-"""The harness's ``strict-match`` filter: the number after ``#### `` (first match)."""
-GSM8K_FLEXIBLE_PATTERN = r"(-?[$0-9.,]{2,})|(-?[0-9]+)"
-"""The harness's ``flexible-extract`` filter (``group_select: -1``: the last match)."""
-GSM8K_IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
-"""``regexes_to_ignore`` of the harness's ``exact_match``: removed from answer and reference alike."""
-GSM8K_FALLBACK = "[invalid]"
-"""What the harness's regex filter returns when nothing matches (never equal to a reference)."""
-GSM8K_FILTERS = ("strict", "flexible")
-
-_STRICT = re.compile(GSM8K_STRICT_PATTERN)
-_FLEXIBLE = re.compile(GSM8K_FLEXIBLE_PATTERN)
-
-
-def gsm8k_extract(text: str, mode: str) -> str:
-    """The answer the harness's ``strict-match`` (first) or ``flexible-extract`` (last) filter finds.
-
-    Mirrors ``RegexFilter.apply``: ``findall``; take match ``0`` (strict) or ``-1`` (flexible); of a
-    tuple of groups take the first non-empty one; ``strip()``; :data:`GSM8K_FALLBACK` when none.
-    """
-    if mode == "strict":
-        pattern, select = _STRICT, 0
-    elif mode == "flexible":
-        pattern, select = _FLEXIBLE, -1
-    else:
-        raise ValueError(f"unknown gsm8k filter {mode!r}; use one of: {', '.join(GSM8K_FILTERS)}")
-    matches = pattern.findall(text)
-    if not matches:
-        return GSM8K_FALLBACK
-    match = matches[select]
-    if isinstance(match, tuple):
-        match = next(m for m in match if m)
-    return match.strip()
-
-
-def gsm8k_normalize(text: str) -> str:
-    """The harness's ``exact_match`` preprocessing: drop :data:`GSM8K_IGNORE` in order, then lowercase."""
-    for pattern in GSM8K_IGNORE:
-        text = re.sub(pattern, "", text)
-    return text.lower()
-
-
-def gsm8k_match(prediction: str, reference: str, mode: str) -> tuple[bool, str]:
-    """(correct, extracted answer) for a generation against a reference (full solution or final answer)."""
-    extracted = gsm8k_extract(prediction, mode)
-    return gsm8k_normalize(extracted) == gsm8k_normalize(reference), extracted
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,54 +71,6 @@ def _gold_letter(ex: Example) -> str:
             "records (load them with format: mmlu)"
         )
     return letter
-
-
-# --------------------------------------------------------------------------------------------------
-# mbpp
-# --------------------------------------------------------------------------------------------------
-
-MBPP_STOP = ("\n[DONE]", "[DONE]", "\nassert", '\n"""', "\nif __name__", "\nprint(")
-"""Stop sequences for MBPP generation: what typically follows a finished solution."""
-
-_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:\n?```|\Z)", re.DOTALL)
-
-
-def extract_code(generation: str) -> str:
-    """The program in a generation.
-
-    The first markdown-fenced block when there is one (an unclosed fence runs to the end); otherwise
-    the text up to the first :data:`MBPP_STOP` sequence. A leading ``[BEGIN]`` marker (the harness's
-    MBPP prompt ends with one) is dropped.
-    """
-    text = generation.replace("\r\n", "\n")
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(1)
-    else:
-        cut = min((i for i in (text.find(s) for s in MBPP_STOP) if i >= 0), default=len(text))
-        text = text[:cut]
-    text = text.strip("\n")
-    if text.lstrip().startswith("[BEGIN]"):
-        text = text.lstrip()[len("[BEGIN]") :].lstrip("\n")
-    return text
-
-
-def mbpp_program(code: str, ex: Example, *, challenge: bool = False) -> str:
-    """The program that checks ``code`` on ``ex``: the code, the setup code, then the test asserts.
-
-    The setup code follows the solution because it uses the solution's definitions (tasks 367 and
-    927 build trees of the solution's ``Node`` class). ``challenge`` adds ``challenge_test_list``.
-    """
-    tests = ex.meta.get("test_list")
-    if not isinstance(tests, list) or not tests:
-        raise UserError(
-            f"example {ex.id!r} has no meta 'test_list'; the mbpp evaluator needs MBPP records (format: mbpp)"
-        )
-    if challenge:
-        tests = [*tests, *ex.meta.get("challenge_test_list", [])]
-    setup = ex.meta.get("test_setup_code", "") or ""
-    parts = [code.replace("\r\n", "\n"), setup.replace("\r\n", "\n"), *tests]
-    return "\n".join(p for p in parts if p.strip()) + "\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,8 +95,16 @@ def score_details(
     sandbox_timeout: float = 10.0,
     sandbox_workers: int = 2,
     isolation: str = "auto",
+    layout: str = "project",
 ) -> list[dict[str, Any]]:
     """Score each prediction (model output text; an option letter for ``multiple_choice``).
+
+    ``layout`` (:data:`~complementarity.tasks.LAYOUTS`) matters for ``mbpp`` only: ``project`` runs
+    the extracted code (:func:`~complementarity.tasks.extract_code`), the setup code and every assert
+    for ``sandbox_timeout`` seconds; ``harness`` runs the raw prediction and the first three asserts
+    as HF ``code_eval`` does (:func:`~complementarity.tasks.mbpp_harness_program`) for
+    :data:`~complementarity.tasks.MBPP_HARNESS_TIMEOUT` seconds. In both a program passes only if it
+    ran to its end (:attr:`.sandbox.Result.completed`).
 
     Returns one record per example: ``{"id", "correct", "prediction", "reference"}``, plus for
     ``gsm8k`` ``strict``/``flexible`` (bools) and ``extracted_strict``/``extracted_flexible``
@@ -195,12 +116,19 @@ def score_details(
         raise ValueError(f"{len(examples)} examples but {len(predictions)} predictions; give one per example")
     if gsm8k_headline not in GSM8K_FILTERS:
         raise ValueError(f"gsm8k_headline must be one of {GSM8K_FILTERS}, got {gsm8k_headline!r}")
+    if layout not in LAYOUTS:
+        raise UserError(f"unknown evaluation layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
     out: list[dict[str, Any]] = []
     if evaluator == "mbpp":
         from .sandbox import Limits, run_many
 
-        codes = [extract_code(p) for p in predictions]
-        programs = [mbpp_program(c, ex) for c, ex in zip(codes, examples, strict=True)]
+        if layout == "harness":
+            codes = list(predictions)
+            programs = [mbpp_harness_program(c, ex) for c, ex in zip(codes, examples, strict=True)]
+            sandbox_timeout = MBPP_HARNESS_WALL  # the 3 s limit itself is timed inside, around exec
+        else:
+            codes = [extract_code(p) for p in predictions]
+            programs = [mbpp_program(c, ex) for c, ex in zip(codes, examples, strict=True)]
         results = run_many(
             programs, limits=Limits(timeout=sandbox_timeout), isolation=isolation, workers=sandbox_workers
         )
