@@ -8,18 +8,16 @@ into place only when everything, ``metrics.json`` included, is written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import random
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import CHECKPOINT, Preempted, StopRequests, fingerprint, load_checkpoint, save_checkpoint
 from .errors import UserError
 from .modeling import Encoded, collate, encode_all, load_base
 from .provenance import provenance, write_json
@@ -92,84 +90,10 @@ def total_steps(n_examples: int, ft: dict[str, Any]) -> int:
     return max(1, math.ceil(per_epoch * ft["epochs"]))
 
 
-def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str, Any]) -> str:
-    """What a checkpoint must match to be resumed: the data, the settings and the base model.
-
-    ``batch_size`` and ``grad_accum`` are left out on purpose: only their product (the effective
-    batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run.
-    """
-    settings = {
-        k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints")
-    }
-    settings["effective_batch"] = ft["batch_size"] * ft["grad_accum"]
-    h = hashlib.sha256(
-        json.dumps([settings, manifest.get("weights"), manifest.get("config")], sort_keys=True, default=str).encode()
-    )
-    for ex in examples:
-        h.update(f"{ex.id}\0{ex.prompt}\0{ex.response}\0".encode())
-    return h.hexdigest()
-
-
-class StopRequests:
-    """SIGTERM (SLURM's preemption / time-limit kill) and SIGUSR1 (SLURM's --signal warning) handlers.
-
-    Both ask for a checkpoint at the next optimizer-step boundary; SIGTERM then stops the job with
-    exit status 143, so the scheduler (or Snakemake's --retries) runs it again and it resumes.
-    """
-
-    def __init__(self) -> None:
-        self.checkpoint = False
-        self.stop = False
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        self.checkpoint = True
-        if signum == signal.SIGTERM:
-            self.stop = True
-        log.warning("received %s: checkpointing at the next step", signal.Signals(signum).name)
-
-    def __enter__(self) -> StopRequests:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-class Preempted(SystemExit):
-    """Raised after a SIGTERM checkpoint: exit status 143, as if killed by SIGTERM."""
-
-    def __init__(self) -> None:
-        super().__init__(143)
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 class LoraTrainer:
     """setup() -> train() -> save(); checkpoints in ``checkpoint_dir`` make train() resumable."""
 
-    CHECKPOINT = "checkpoint.pt"
+    CHECKPOINT = CHECKPOINT
 
     def __init__(
         self,
@@ -246,43 +170,22 @@ class LoraTrainer:
 
     # --- checkpoints ------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        import torch
-
         if self.checkpoint_dir is None:
             return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        trainable = {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
-        payload = {
-            "fingerprint": self.fingerprint,
-            "trainable": trainable,
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "rng": _rng_state(),
-            "state": self.state,
-        }
-        tmp = self.checkpoint_dir / (self.CHECKPOINT + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(self.checkpoint_dir / self.CHECKPOINT)  # atomic: a kill mid-save keeps the last one
+        save_checkpoint(
+            self.checkpoint_dir, fingerprint=self.fingerprint, model=self.model, opt=self.opt, sched=self.sched,
+            state=self.state,
+        )  # fmt: skip
         log.info("%s: checkpoint at step %d", self.name, self.state["step"])
 
     def load_checkpoint(self) -> None:
-        import torch
-
-        path = self.checkpoint_dir / self.CHECKPOINT if self.checkpoint_dir else None
-        if path is None or not path.is_file():
+        state = load_checkpoint(
+            self.checkpoint_dir, fingerprint=self.fingerprint, model=self.model, opt=self.opt, sched=self.sched,
+            name=self.name,
+        )  # fmt: skip
+        if state is None:
             return
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        if payload["fingerprint"] != self.fingerprint:
-            log.warning("%s: ignoring checkpoint %s: it was made with other data or settings", self.name, path)
-            return
-        named = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for n, t in payload["trainable"].items():
-                named[n].copy_(t)
-        self.opt.load_state_dict(payload["optimizer"])
-        self.sched.load_state_dict(payload["scheduler"])
-        _set_rng_state(payload["rng"])
-        self.state = payload["state"]
+        self.state = state
         self.state["resumed_from"] = self.state["step"]
         log.info("%s: resumed from checkpoint at step %d/%d", self.name, self.state["step"], self.steps)
 
