@@ -3,7 +3,13 @@
 A checkpoint is one file, ``<checkpoint_dir>/checkpoint.pt``: the trainable (adapter) weights, the
 optimizer and scheduler states, every RNG state and the loop counters, plus a fingerprint of the data,
 settings and base model it was made with. It is written to a temporary file and renamed into place, so
-a kill mid-save keeps the previous one.
+a kill mid-save keeps the previous one; the one before it is kept as ``checkpoint.prev.pt``. A checkpoint
+that cannot be read (truncated, corrupted) is reported, set aside as ``<name>.corrupt`` and the previous
+one is tried, else training starts from scratch.
+
+``out_of_memory.json`` in the same folder records that an attempt ran out of GPU memory, and with which
+micro-batch: the next attempt (a Snakemake retry) halves it. Without that record a retry (after a
+preemption, a time limit, a node failure) keeps the micro-batch and resumes bit-identically.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
+from .provenance import write_json
 from .records import Example
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+OUT_OF_MEMORY = "out_of_memory.json"
 
 
 def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str, Any]) -> str:
@@ -98,10 +108,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(checkpoint_dir: Path, *, fingerprint: str, model, opt, sched, state: dict[str, Any]) -> Path:
-    """Write the resumable state to ``checkpoint_dir/checkpoint.pt`` (atomically); return its path."""
+    """Write the resumable state to ``checkpoint_dir/checkpoint.pt`` (atomically); keep the one before; return its path."""
     import torch
 
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
     payload = {
         "fingerprint": fingerprint,
@@ -111,11 +120,32 @@ def save_checkpoint(checkpoint_dir: Path, *, fingerprint: str, model, opt, sched
         "rng": rng_state(),
         "state": state,
     }
+    need = 3 * sum(t.numel() * t.element_size() for t in trainable.values())  # weights + two AdamW moments
     path = checkpoint_dir / CHECKPOINT
-    tmp = checkpoint_dir / (CHECKPOINT + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: a kill mid-save keeps the last one
+    with atomic_output(path, need=need) as tmp:
+        torch.save(payload, tmp)
+        if path.exists():
+            path.replace(checkpoint_dir / PREVIOUS)  # a kill between the two renames leaves the previous one
     return path
+
+
+def _read(path: Path, name: str) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None (reported, and the file set aside) when it cannot be read."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(payload, dict) or not {"fingerprint", "trainable", "state"} <= payload.keys():
+            raise ValueError("it is not a checkpoint of this program")
+        return payload
+    except Exception as exc:  # a truncated or corrupted file: any unpickling or zip error
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        log.warning(
+            "%s: checkpoint %s cannot be read (%s: %s); set aside as %s", name, path, type(exc).__name__, reason, aside
+        )
+        return None
 
 
 def load_checkpoint(
@@ -123,14 +153,23 @@ def load_checkpoint(
 ) -> dict[str, Any] | None:
     """Restore weights, optimizer, scheduler and RNGs from a matching checkpoint; return its loop state.
 
-    None when there is no checkpoint, or it was made with other data or settings.
+    The latest readable checkpoint is used (``checkpoint.pt``, else ``checkpoint.prev.pt``). None when
+    there is none, or it was made with other data or settings: training starts from scratch.
     """
     import torch
 
-    path = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
-    if path is None or not path.is_file():
+    if checkpoint_dir is None:
         return None
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = None
+    for candidate in (checkpoint_dir / CHECKPOINT, checkpoint_dir / PREVIOUS):
+        if candidate.is_file():
+            payload = _read(candidate, name)
+            if payload is not None:
+                path = candidate
+                break
+            log.warning("%s: trying the previous checkpoint, else starting from scratch", name)
+    if payload is None:
+        return None
     if payload["fingerprint"] != fingerprint:
         log.warning("%s: ignoring checkpoint %s: it was made with other data or settings", name, path)
         return None
@@ -142,3 +181,21 @@ def load_checkpoint(
     sched.load_state_dict(payload["scheduler"])
     set_rng_state(payload["rng"])
     return payload["state"]
+
+
+def record_out_of_memory(checkpoint_dir: Path | None, micro_batch: int) -> None:
+    """Note, for the next attempt, that this one ran out of memory with micro-batches of ``micro_batch``."""
+    if checkpoint_dir is not None:
+        write_json(checkpoint_dir / OUT_OF_MEMORY, {"micro_batch": micro_batch})
+
+
+def previous_out_of_memory(checkpoint_dir: Path | None) -> int | None:
+    """The micro-batch with which the previous attempt ran out of memory, if it did."""
+    path = checkpoint_dir / OUT_OF_MEMORY if checkpoint_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return int(json.loads(path.read_text())["micro_batch"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable %s", path)
+        return None

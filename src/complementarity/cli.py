@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, run_reporting_errors
 
 log = logging.getLogger("complementarity")
 
@@ -286,6 +286,7 @@ def cmd_study(a) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="complementarity", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn, help: str) -> argparse.ArgumentParser:
@@ -431,12 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    try:
-        args.fn(args)
-    except UserError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(lambda: args.fn(args), debug=args.debug)
 
 
 if __name__ == "__main__":

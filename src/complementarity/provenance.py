@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
+
 PACKAGES = ("complementarity", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets", "tokenizers")
 
 
@@ -47,11 +49,8 @@ def machine() -> dict[str, Any]:
 
 def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
     """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def provenance(settings: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
+
 
 @dataclass(frozen=True)
 class Example:
@@ -35,15 +37,11 @@ class Example:
 
 def write_jsonl(path: str | Path, examples: Iterable[Example]) -> int:
     """Write examples as JSONL atomically (temp file + rename); return the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_output(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for ex in examples:
             f.write(ex.to_json() + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
 from .errors import UserError
 from .metric import complementarity, top_k, weighted_mean
 from .provenance import write_json
@@ -47,11 +48,8 @@ def loss_table(base: dict[str, dict[str, float]], shards: dict[str, dict[str, di
 
 
 def write_tsv(df, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
 
 
 def select(table_path: str | Path, *, k: int, metric: str, out: str | Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -17,8 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CHECKPOINT, Preempted, StopRequests, fingerprint, load_checkpoint, save_checkpoint
-from .errors import UserError
+from .atomic import atomic_output
+from .checkpoint import (
+    CHECKPOINT,
+    OUT_OF_MEMORY,
+    Preempted,
+    StopRequests,
+    fingerprint,
+    load_checkpoint,
+    previous_out_of_memory,
+    record_out_of_memory,
+    save_checkpoint,
+)
+from .errors import DataError, UserError
 from .modeling import Encoded, collate, encode_all, load_base
 from .provenance import provenance, write_json
 from .records import Example
@@ -112,11 +124,18 @@ class LoraTrainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.micro_batch = max(1, ft["batch_size"] // max(1, batch_divisor))
         self.effective_batch = ft["batch_size"] * ft["grad_accum"]
+        # Halve the micro-batch only if the previous attempt ran out of memory (it left a record saying so);
+        # a retry for any other reason (preemption, time limit, node failure) resumes bit-identically.
+        self.oom_before = previous_out_of_memory(self.checkpoint_dir)
+        # Fault injection for the tests (a CPU has no GPU memory to run out of): micro-batches of more than
+        # COMPLEMENTARITY_FAULT_GPU_FITS sequences raise torch.OutOfMemoryError, as on a GPU that fits that many.
+        self.gpu_fits = int(os.environ.get("COMPLEMENTARITY_FAULT_GPU_FITS") or 0)
+        if self.oom_before is not None:
+            self.micro_batch = min(self.micro_batch, max(1, self.oom_before // 2))
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         import torch
-        from peft import get_peft_model
 
         ft = self.ft
         set_seed(ft["seed"])
@@ -127,6 +146,8 @@ class LoraTrainer:
             for_training=True,
             gradient_checkpointing=ft["gradient_checkpointing"],
         )
+        from peft import get_peft_model  # after load_base, which keeps bitsandbytes out unless quantizing
+
         self.device = next(model.parameters()).device
         self.model = get_peft_model(model, lora_config(ft))
         self.encoded = encode_all(
@@ -136,6 +157,12 @@ class LoraTrainer:
             max_seq_len=ft["max_seq_len"],
             policy=ft["truncation"],
         )
+        if not self.encoded:
+            raise DataError(
+                f"{self.name}: all {len(self.examples)} training examples are longer than finetune.max_seq_len="
+                f"{ft['max_seq_len']} tokens and finetune.truncation: drop dropped every one, so there is nothing to "
+                "train on; raise finetune.max_seq_len, or set finetune.truncation: cut_prompt"
+            )
         self.steps = total_steps(len(self.encoded), ft)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
@@ -161,11 +188,16 @@ class LoraTrainer:
             "resumed_from": None,
         }
         self.load_checkpoint()
-        if self.micro_batch != ft["batch_size"]:
+        if self.oom_before is not None:
             log.warning(
-                "%s: micro-batch lowered from %d to %d (retry after running out of memory); the effective batch "
-                "stays %d, so the result is the same up to floating-point summation order",
-                self.name, ft["batch_size"], self.micro_batch, self.effective_batch,
+                "%s: the previous attempt ran out of memory with micro-batches of %d, so this one uses %d; the "
+                "effective batch stays %d, so the result is the same up to floating-point summation order",
+                self.name, self.oom_before, self.micro_batch, self.effective_batch,
+            )  # fmt: skip
+        elif self.micro_batch != ft["batch_size"]:
+            log.info(
+                "%s: micro-batch %d (finetune.batch_size %d divided by --batch-divisor); the effective batch stays %d",
+                self.name, self.micro_batch, ft["batch_size"], self.effective_batch,
             )  # fmt: skip
 
     # --- checkpoints ------------------------------------------------------------------------------
@@ -188,6 +220,8 @@ class LoraTrainer:
         self.state = state
         self.state["resumed_from"] = self.state["step"]
         log.info("%s: resumed from checkpoint at step %d/%d", self.name, self.state["step"], self.steps)
+        if self.oom_before is None:
+            log.info("%s: the previous attempt was interrupted (not out of memory): same micro-batch", self.name)
 
     # --- training ---------------------------------------------------------------------------------
     def _micro_loss(self, batch: list[Encoded], n_tokens: int):
@@ -195,6 +229,8 @@ class LoraTrainer:
         import torch
         import torch.nn.functional as F
 
+        if self.gpu_fits and len(batch) > self.gpu_fits:
+            raise torch.OutOfMemoryError(f"injected: {len(batch)} sequences > COMPLEMENTARITY_FAULT_GPU_FITS")
         ids, mask, labels = (t.to(self.device, non_blocking=True) for t in collate(batch, self.tok.pad_token_id))
         target = labels[:, 1:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -246,7 +282,8 @@ class LoraTrainer:
                         loss.backward()
                         step_loss += loss.detach()
                 except torch.OutOfMemoryError as exc:
-                    raise OutOfMemory(self.micro_batch, ft) from exc
+                    record_out_of_memory(self.checkpoint_dir, self.micro_batch)
+                    raise OutOfMemory(self.micro_batch, ft, retry=self.checkpoint_dir is not None) from exc
                 torch.nn.utils.clip_grad_norm_(self.params, ft["max_grad_norm"])
                 self.opt.step()
                 self.sched.step()
@@ -258,6 +295,7 @@ class LoraTrainer:
                 window_steps += 1
                 if st["step"] % log_every == 0 or st["step"] == self.steps:
                     mean = (window / window_steps).item()  # one host sync per logging interval
+                    self._check_finite(mean, st["step"] - window_steps, st["step"])
                     st["history"].append({"step": st["step"], "loss": mean})
                     log.info("%s: step %d/%d loss %.4f", self.name, st["step"], self.steps, mean)
                     window.zero_()
@@ -266,6 +304,7 @@ class LoraTrainer:
                     st["seconds"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     st["window_loss"], st["window_steps"] = window.item(), window_steps
+                    self._check_finite(st["window_loss"], st["step"] - window_steps, st["step"])  # no NaN checkpoints
                     self.save_checkpoint()
                     signals.checkpoint = False
                     if signals.stop:
@@ -274,6 +313,18 @@ class LoraTrainer:
                 st["epoch"] += 1
                 st["batch"] = 0
         st["seconds"] += time.perf_counter() - t0
+
+    def _check_finite(self, loss: float, first: int, last: int) -> None:
+        """Stop on a NaN or infinite loss: the adapter would be NaNs (a NaN spreads to every weight)."""
+        if math.isfinite(loss):
+            return
+        ft = self.ft
+        raise TrainingDiverged(
+            f"{self.name}: the training loss became {loss} between steps {first + 1} and {last} of {self.steps} "
+            f"(finetune.learning_rate={ft['learning_rate']}, warmup_ratio={ft['warmup_ratio']}, "
+            f"max_grad_norm={ft['max_grad_norm']}); training diverged, so no adapter was written. Lower "
+            "finetune.learning_rate (1e-4 to 3e-4 is usual for LoRA), or raise finetune.warmup_ratio"
+        )
 
     # --- outputs ----------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
@@ -309,18 +360,34 @@ class LoraTrainer:
 
     def cleanup(self) -> None:
         """Remove the checkpoint once the adapter is safely in place (unless keep_checkpoints)."""
-        if self.checkpoint_dir and self.checkpoint_dir.exists() and not self.ft["keep_checkpoints"]:
-            shutil.rmtree(self.checkpoint_dir)
+        if self.checkpoint_dir and self.checkpoint_dir.exists():
+            if self.ft["keep_checkpoints"]:
+                (self.checkpoint_dir / OUT_OF_MEMORY).unlink(missing_ok=True)  # this attempt fitted
+            else:
+                shutil.rmtree(self.checkpoint_dir)
 
 
 class OutOfMemory(UserError):
-    def __init__(self, micro_batch: int, ft: dict[str, Any]) -> None:
+    def __init__(self, micro_batch: int, ft: dict[str, Any], *, retry: bool = False) -> None:
+        if micro_batch > 1 and retry:
+            auto = (
+                "This was recorded in the checkpoint folder: a rerun (or a Snakemake --retries retry) halves the "
+                f"micro-batch to {micro_batch // 2}, keeping the effective batch."
+            )
+        elif micro_batch > 1:
+            auto = "Or rerun with --batch-divisor 2 (halves the micro-batch, keeps the effective batch)."
+        else:
+            auto = "Micro-batches of one sequence do not fit: halving the batch cannot help."
         super().__init__(
             f"out of GPU memory with micro-batches of {micro_batch} sequences of up to {ft['max_seq_len']} tokens. "
             "Lower finetune.batch_size and raise finetune.grad_accum to keep the effective batch, or lower "
             "finetune.max_seq_len, or set finetune.gradient_checkpointing: true or base_model.quantization: 4bit. "
-            "With Snakemake --retries, each retry halves the micro-batch automatically (effective batch kept)."
+            + auto
         )
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
 
 
 def finetune(
@@ -352,14 +419,20 @@ def finetune(
 
 
 def save_adapter(model, out_dir: str | Path, metrics: dict[str, Any], prov: dict[str, Any]) -> None:
-    """Write the adapter, metrics and provenance to a temp folder, then rename it into place."""
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    write_json(tmp / "train_config.json", prov)
-    write_json(tmp / "metrics.json", metrics)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    """Write the adapter, metrics and provenance to a temp folder, then rename it into place.
+
+    Refuses weights that are not finite (a NaN adapter must never look like a result).
+    """
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not all(bool(torch.isfinite(p).all()) for p in trainable):
+        raise TrainingDiverged(
+            f"{Path(out_dir).name}: the adapter weights are not finite (NaN or inf), so it was not written; "
+            "lower finetune.learning_rate, or raise finetune.warmup_ratio"
+        )
+    need = sum(p.numel() * p.element_size() for p in trainable)
+    with atomic_output(out_dir, directory=True, need=need) as tmp:
+        model.save_pretrained(tmp)
+        write_json(tmp / "train_config.json", prov)
+        write_json(tmp / "metrics.json", metrics)

@@ -10,13 +10,17 @@ depend on through ``params``, so changing one setting reruns exactly the jobs it
 import json
 from pathlib import Path
 
+from complementarity.atomic import check_writable
 from complementarity.config import shard_files, shard_ids, validate_config
-from complementarity.errors import ConfigError
+from complementarity.errors import UserError
 from complementarity.study import study_models
 
 try:
     validate_config(config, base_dir=Path.cwd())
-except ConfigError as exc:
+    if not workflow.dryrun:
+        # results/, logs/, benchmarks/: a read-only or full disk is named, with the fix
+        check_writable(Path.cwd())
+except UserError as exc:
     raise WorkflowError(str(exc)) from None
 
 DOMAINS = list(config["domains"])
@@ -136,14 +140,6 @@ def get_pretrain_files(wildcards):
 def validation_args(wildcards, input):
     """``DOMAIN=FILE`` pairs for the score command."""
     return " ".join(f"{d}={f}" for d, f in zip(DOMAINS, input.validation))
-
-
-def get_batch_divisor(wildcards, attempt):
-    """Retries (snakemake --retries) halve the micro-batch each time; the effective batch is kept.
-
-    Fine-tuning resumes from its last checkpoint, so a retry after running out of memory loses little.
-    """
-    return 2 ** (attempt - 1)
 
 
 # --- evaluation -------------------------------------------------------------------------------------

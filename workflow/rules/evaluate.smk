@@ -27,7 +27,6 @@ rule finetune_all_data:
         mem_mb=32000,
         runtime=480,
         cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -40,7 +39,6 @@ rule finetune_all_data:
         " --train {input.shards:q}"
         " --name all_data"
         " --checkpoint-dir results/checkpoints/all_data"
-        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 
@@ -86,7 +84,6 @@ rule finetune_random:
         mem_mb=32000,
         runtime=480,
         cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -100,7 +97,6 @@ rule finetune_random:
         " --selection {input.selection:q}"
         " --name random_k_seed{wildcards.seed}"
         " --checkpoint-dir results/checkpoints/random_k_seed{wildcards.seed}"
-        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 

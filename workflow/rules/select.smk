@@ -78,7 +78,6 @@ rule finetune_final:
         mem_mb=32000,
         runtime=480,
         cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -92,6 +91,5 @@ rule finetune_final:
         " --selection {input.selection:q}"
         " --name final"
         " --checkpoint-dir results/checkpoints/final"
-        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"

@@ -29,7 +29,6 @@ rule finetune_shard:
         mem_mb=32000,
         runtime=240,
         cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
     params:
         base_model=as_json(config["base_model"]),
         finetune=as_json(config["finetune"]),
@@ -44,7 +43,6 @@ rule finetune_shard:
         " --train {input.train:q}"
         " --name {params.name}"
         " --checkpoint-dir {params.checkpoints:q}"
-        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 
