@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic import atomic_output
 from .errors import UserError, run_reporting_errors
 
 log = logging.getLogger("complementarity")
@@ -128,36 +129,28 @@ def cmd_check_shards(a) -> None:
         rows.append((_stem(path), len(exs), ", ".join(f"{d}={n}" for d, n in sorted(domains.items()))))
     if empty:
         raise DataError(f"empty shard(s): {', '.join(empty)}; remove them from sharding.files or add records")
-    out = Path(a.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("shard\trecords\tdomains\n" + "".join(f"{s}\t{n}\t{d}\n" for s, n, d in rows))
-    tmp.replace(out)
+    with atomic_output(a.out) as tmp:
+        tmp.write_text("shard\trecords\tdomains\n" + "".join(f"{s}\t{n}\t{d}\n" for s, n, d in rows))
     log.info("%d shards checked, %d records in all", len(rows), sum(n for _, n, _ in rows))
 
 
 def cmd_build_base_model(a) -> None:
-    import shutil
 
     from .modeling import write_manifest
     from .provenance import provenance, write_json
     from .records import read_prepared
 
-    out = Path(a.out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if a.base_model["source"] == "tiny":
-        from .tiny import build_tiny
+    with atomic_output(a.out, directory=True) as tmp:
+        if a.base_model["source"] == "tiny":
+            from .tiny import build_tiny
 
-        examples = [ex for f in a.train for ex in read_prepared(f)]
-        stats = build_tiny(tmp, examples, a.base_model["tiny"], max_seq_len=a.max_seq_len)
-        write_manifest(tmp, a.base_model, ".")
-        write_json(tmp / "metrics.json", stats)
-    else:
-        write_manifest(tmp, a.base_model, a.base_model["source"])
-    write_json(tmp / "provenance.json", provenance({"base_model": a.base_model}))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+            examples = [ex for f in a.train for ex in read_prepared(f)]
+            stats = build_tiny(tmp, examples, a.base_model["tiny"], max_seq_len=a.max_seq_len)
+            write_manifest(tmp, a.base_model, ".")
+            write_json(tmp / "metrics.json", stats)
+        else:
+            write_manifest(tmp, a.base_model, a.base_model["source"])
+        write_json(tmp / "provenance.json", provenance({"base_model": a.base_model}))
 
 
 def cmd_score(a) -> None:
@@ -256,9 +249,8 @@ def cmd_report(a) -> None:
     text = markdown_report(
         table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or []
     )
-    tmp = Path(a.report).with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(a.report)
+    with atomic_output(a.report) as tmp:
+        tmp.write_text(text)
 
 
 def cmd_study_data(a) -> None:

@@ -58,6 +58,7 @@ def disk_error(exc: BaseException, path: str | Path | None, need: int | None = N
     """
     code = getattr(exc, "errno", None)
     text = str(exc)
+    shown = str(path or getattr(exc, "filename", None) or "an output")
     target = Path(path) if path else Path(getattr(exc, "filename", None) or ".")
     try:
         free = shutil.disk_usage(_existing_parent(target)).free
@@ -71,17 +72,17 @@ def disk_error(exc: BaseException, path: str | Path | None, need: int | None = N
         needed = f", and it needs about {human_bytes(need)}" if need else ""
         have = f"{human_bytes(free)} free there" if free is not None else "free space unknown"
         return DiskError(
-            f"no space left on the device writing {target} ({have}{needed}); free some space on that disk, "
+            f"no space left on the device writing {shown} ({have}{needed}); free some space on that disk, "
             "or run the workflow from a folder on a larger disk. The incomplete file was removed; rerun the same "
             "command afterwards (finished outputs and checkpoints are kept)"
         )
     if code == errno.EROFS:
         return DiskError(
-            f"cannot write {target}: read-only file system; run the workflow in a writable folder (a copy of the "
+            f"cannot write {shown}: read-only file system; run the workflow in a writable folder (a copy of the "
             "repository, or a results/ symlink to writable storage)"
         )
     if code in (errno.EACCES, errno.EPERM):
-        return DiskError(f"cannot write {target}: permission denied; make it writable (chmod -R u+w) or run elsewhere")
+        return DiskError(f"cannot write {shown}: permission denied; make it writable (chmod -R u+w) or run elsewhere")
     return None
 
 

@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
 from .errors import UserError
 from .metric import complementarity, top_k
 from .records import Example, read_prepared, write_jsonl
@@ -610,9 +611,8 @@ def run_study(
         "examples_per_model": manifest["examples_per_model"],
     }
     text = study_markdown(correlations, predictors, seed_table, seed_summary, info, tiny=tiny)
-    tmp = out / "report.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "report.md")
+    with atomic_output(out / "report.md") as tmp:
+        tmp.write_text(text)
     verdict_all = predictors.set_index("scope").loc["all", "verdict"]
     log.info("study written to %s; predictors: %s", out, verdict_all)
     return {"verdict": verdict_all, "seed_summary": seed_summary}

@@ -313,14 +313,22 @@ class LoraTrainer:
                 st["epoch"] += 1
                 st["batch"] = 0
         st["seconds"] += time.perf_counter() - t0
+        hist = st["history"]
+        if len(hist) >= 2 and hist[-1]["loss"] > 1.5 * hist[0]["loss"]:
+            log.warning(
+                "%s: the loss rose from %.4f (step %d) to %.4f (step %d): training may have diverged; consider a "
+                "lower finetune.learning_rate (now %g)",
+                self.name, hist[0]["loss"], hist[0]["step"], hist[-1]["loss"], hist[-1]["step"], ft["learning_rate"],
+            )  # fmt: skip
 
     def _check_finite(self, loss: float, first: int, last: int) -> None:
         """Stop on a NaN or infinite loss: the adapter would be NaNs (a NaN spreads to every weight)."""
         if math.isfinite(loss):
             return
         ft = self.ft
+        when = f"at step {last}" if last == first + 1 else f"between steps {first + 1} and {last}"
         raise TrainingDiverged(
-            f"{self.name}: the training loss became {loss} between steps {first + 1} and {last} of {self.steps} "
+            f"{self.name}: the training loss became {loss} {when} of {self.steps} "
             f"(finetune.learning_rate={ft['learning_rate']}, warmup_ratio={ft['warmup_ratio']}, "
             f"max_grad_norm={ft['max_grad_norm']}); training diverged, so no adapter was written. Lower "
             "finetune.learning_rate (1e-4 to 3e-4 is usual for LoRA), or raise finetune.warmup_ratio"
