@@ -140,12 +140,16 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.mo
 
 
 def model_folder_problems(folder: Path, name: str) -> list[str]:
-    """What a local model folder lacks: config.json, a tokenizer."""
+    """What a local model folder lacks: config.json, weights, a tokenizer."""
     if not folder.is_dir():
         return [f"{name!r} is a file, not a model folder; give the folder that holds config.json and the weights"]
     problems = []
     if not (folder / "config.json").is_file():
         problems.append(f"model folder {name!r} has no config.json; give the folder of a Hugging Face model")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        problems.append(
+            f"model folder {name!r} has no weights (*.safetensors or *.bin); copy the model's weight files into it"
+        )
     if not any((folder / f).is_file() for f in TOKENIZER_FILES):
         problems.append(
             f"model folder {name!r} has no tokenizer ({' or '.join(TOKENIZER_FILES[:2])}, with tokenizer_config.json); "

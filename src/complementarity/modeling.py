@@ -209,6 +209,11 @@ def load_base(
     try:
         model = AutoModelForCausalLM.from_pretrained(weights, attn_implementation="sdpa", **kwargs)
     except OSError as exc:
+        if Path(weights).expanduser().is_dir():
+            raise UserError(
+                f"base_model.source: the model folder {weights!r} could not be loaded ({str(exc).splitlines()[0]}); "
+                "it needs config.json and the weight files (*.safetensors) of a Hugging Face model"
+            ) from exc
         raise UserError(
             f"base_model.source: could not load {weights!r}: it is not a local model folder, and as a hub id "
             f"it could not be fetched ({exc}). Fix the path or id; on offline compute nodes fetch the model "
