@@ -320,3 +320,18 @@ def test_read_only_results_is_named_with_the_fix(tmp_path):
         -2000:
     ]
     assert "writable" in out and "Errno" not in out
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tiny_base, train_file, tmp_path):
+    log = tmp_path / "run.log"
+    args = finetune_args(tiny_base, train_file, tmp_path / "a", max_steps=100000)
+    proc = subprocess.Popen([str(BIN / "complementarity"), *args], env=env_with_bin(), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "steps of" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    text = log.read_text()
+    assert TRACEBACK not in text and "ERROR: interrupted" in text and not (tmp_path / "a").exists()
