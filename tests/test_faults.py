@@ -193,20 +193,45 @@ def test_disk_full_for_every_light_output_type(demo_prepared, full_disk):
 # --- what the user sees ------------------------------------------------------------------------------
 
 
-def test_an_unexpected_error_is_one_line_and_the_traceback_goes_to_a_file(tmp_path):
-    bad = tmp_path / "scores.json"
-    bad.write_text("[1, 2]")  # valid JSON, not a scores file: an error no check foresees
-    args = ["gather", "--base-scores", str(bad), "--shard-scores", str(bad), "--metric", "relative"]
-    args += ["--out", str(tmp_path / "c.tsv"), "--losses", str(tmp_path / "l.tsv")]
-    proc = run_cli(*args, check=False)
-    assert proc.returncode == 1 and TRACEBACK not in proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("ERROR: unexpected ") and "--debug" in line
-    trace = Path(line.split("traceback is in ")[1].split(";")[0])
-    assert TRACEBACK in trace.read_text()
+def test_a_damaged_output_is_named_with_the_fix(tmp_path):
+    """Outputs cut short or edited outside the workflow: scores JSON, Complementarity table, prepared JSONL."""
+    scores, table, shard = tmp_path / "scores.json", tmp_path / "c.tsv", tmp_path / "s1.jsonl"
+    scores.write_text('{"scores": {"base": ')  # cut short
+    table.write_text("shard\tfoo\nA\t1\n")
+    shard.write_text('{"prompt": "1 + 1 =", "response": "2", "id": "a"}\n{"prompt": "2 +')
+    err = fails("gather", "--base-scores", str(scores), "--shard-scores", str(scores), "--metric", "relative",
+                "--out", str(tmp_path / "o.tsv"), "--losses", str(tmp_path / "l.tsv"))  # fmt: skip
+    assert f"{scores} is not a complete output" in err and "delete it and rerun" in err
+    err = fails("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
+    assert f"{table} is not a complete Complementarity table (no column 'mean')" in err
+    err = fails("check-shards", "--shards", str(shard), "--out", str(tmp_path / "checked.tsv"))
+    assert f"{shard}, line 2: not a record written by this workflow" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tsv", "s1.jsonl", "scores.json"]
+    err = fails("select", "--table", str(tmp_path / "none.tsv"), "--k", "1", "--metric", "relative", "--out", "s.json")
+    assert f"{tmp_path / 'none.tsv'} does not exist; check the path" in err
+    err = fails("select", "--table", str(tmp_path), "--k", "1", "--metric", "relative", "--out", "s.json")
+    assert f"{tmp_path} is a directory, not a file" in err
+
+
+def test_an_unforeseen_error_is_one_line_and_the_traceback_goes_to_a_file(capsys, monkeypatch):
+    """The CLI's top-level handler, on an error no check foresees (a bug): here one raised on purpose."""
+    from complementarity.errors import run_reporting_errors
+
+    def bug() -> None:
+        raise KeyError("mean")
+
+    monkeypatch.delenv("COMPLEMENTARITY_DEBUG", raising=False)
+    assert run_reporting_errors(bug) == 1
+    err = capsys.readouterr().err
+    assert TRACEBACK not in err and err.startswith("ERROR: unexpected KeyError: 'mean'") and "--debug" in err
+    trace = Path(err.split("traceback is in ")[1].split(";")[0])
+    assert TRACEBACK in trace.read_text() and "in bug" in trace.read_text()
     trace.unlink()
-    debug = run_cli("--debug", *args, check=False)
-    assert debug.returncode == 1 and TRACEBACK in debug.stderr
+    with pytest.raises(KeyError):
+        run_reporting_errors(bug, debug=True)
+    proc = run_cli("--debug", "select", "--table", "/nonexistent/c.tsv", "--k", "1", "--metric", "relative",
+                   "--out", "/nonexistent/s.json", check=False)  # fmt: skip
+    assert proc.returncode == 2 and TRACEBACK in proc.stderr  # --debug shows the traceback of a user error too
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,22 @@ def disk_error(exc: BaseException, path: str | Path | None, need: int | None = N
     return None
 
 
+def path_error(exc: OSError) -> UserError | None:
+    """A UserError for a file named on the command line that is missing, a directory, or a link loop."""
+    name = exc.filename
+    if name is None:
+        return None
+    if exc.errno == errno.ENOENT:
+        return UserError(f"{name} does not exist; check the path, or run the step that makes it first")
+    if exc.errno == errno.EISDIR:
+        return UserError(f"{name} is a directory, not a file; give the path of a file")
+    if exc.errno == errno.ENOTDIR:
+        return UserError(f"{name}: a part of this path is a file, not a folder; check the path")
+    if exc.errno == errno.ELOOP:
+        return UserError(f"{name} is a symbolic link loop; point the link at a real file")
+    return None
+
+
 def _unexpected(exc: BaseException) -> str:
     """Write the traceback to a file; return the one line the user sees."""
     fd, name = tempfile.mkstemp(prefix="complementarity-traceback-", suffix=".txt")
@@ -118,7 +134,9 @@ def run_reporting_errors(run: Callable[[], object], *, debug: bool = False) -> i
         print("ERROR: interrupted (Ctrl-C); rerun the same command to go on", file=sys.stderr)
         return 130
     except Exception as exc:
-        translated = disk_error(exc, getattr(exc, "filename", None)) if isinstance(exc, OSError) else None
+        translated = None
+        if isinstance(exc, OSError):
+            translated = disk_error(exc, exc.filename) or path_error(exc)
         if translated is not None:
             if debug:
                 traceback.print_exc()

@@ -53,6 +53,26 @@ def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
+def read_json(path: str | Path, *keys: str) -> Any:
+    """Read a JSON output of this workflow; ``keys``: the keys it must hold. A damaged file is a DataError."""
+    from .errors import DataError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ValueError(f"it has no {', '.join(map(repr, missing))}")
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist; run the step that writes it (snakemake makes it)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not a complete output of this workflow ({str(exc).splitlines()[0]}): it was cut short or "
+            "edited outside the workflow; delete it and rerun (Snakemake remakes it)"
+        ) from None
+    return data
+
+
 def provenance(settings: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

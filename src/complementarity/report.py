@@ -6,11 +6,11 @@ shard), ``random_k_seed<s>`` (k random shards), ``shard-<id>`` (one shard, optio
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from .provenance import read_json
 from .stats import paired_bootstrap, wilson
 
 LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
@@ -18,7 +18,7 @@ LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data
 
 def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
     """{model: {domain: result}} from the evaluation JSON files (model = file stem)."""
-    return {Path(p).stem: json.loads(Path(p).read_text())["domains"] for p in paths}
+    return {Path(p).stem: read_json(p, "domains")["domains"] for p in paths}
 
 
 def evaluation_table(evals: dict[str, dict[str, Any]], train_records: dict[str, int], total: int, confidence: float):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_output
 from .errors import UserError
 from .metric import complementarity, top_k, weighted_mean
-from .provenance import write_json
+from .provenance import read_json, write_json
 
 
 def read_scores(path: str | Path) -> dict[str, dict[str, dict[str, float]]]:
-    return json.loads(Path(path).read_text())["scores"]
+    return read_json(path, "scores")["scores"]
 
 
 def complementarity_table(
@@ -56,7 +55,18 @@ def select(table_path: str | Path, *, k: int, metric: str, out: str | Path) -> d
     """Read the Complementarity table, keep the k best shards, write selection.json."""
     import pandas as pd
 
-    df = pd.read_csv(table_path, sep="\t", dtype={"shard": str})
+    try:
+        df = pd.read_csv(table_path, sep="\t", dtype={"shard": str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        df, why = None, str(exc).splitlines()[0]
+    else:
+        missing = [c for c in ("shard", "mean") if c not in df.columns]
+        why = f"no column {', '.join(map(repr, missing))}" if missing else None
+    if why:
+        raise UserError(
+            f"{table_path} is not a complete Complementarity table ({why}): it was cut short or edited outside the "
+            "workflow; delete it and rerun (Snakemake remakes it)"
+        )
     means = dict(zip(df["shard"], df["mean"], strict=True))
     chosen = top_k(means, k)
     domains = [c for c in df.columns if c not in ("shard", "mean")]
