@@ -113,6 +113,14 @@ def test_corrupted_checkpoint_is_set_aside_and_the_previous_one_resumed(tiny_bas
     assert proc.stderr.count("cannot be read") == 2 and TRACEBACK not in proc.stderr
     assert json.loads((tmp_path / "c" / "metrics.json").read_text())["resumed_from_step"] is None
 
+    # An adapter damaged after it was written (a later fault, not a half-write): scoring names it.
+    weights = tmp_path / "c" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    err = fails("score", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--validation",
+                f"sort={train_file}", "--adapter", f"c={tmp_path / 'c'}", "--max-seq-len", "64",
+                "--out", str(tmp_path / "scores.json"))  # fmt: skip
+    assert f"adapter {tmp_path / 'c'} cannot be read" in err and "delete the folder and rerun" in err
+
 
 def test_out_of_memory_retries_halve_the_micro_batch_and_nothing_else_does(tiny_base, train_file, tmp_path):
     """The record of an out-of-memory attempt is what halves the next one; it goes once an attempt fits."""
