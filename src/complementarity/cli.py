@@ -135,7 +135,6 @@ def cmd_check_shards(a) -> None:
 
 
 def cmd_build_base_model(a) -> None:
-
     from .modeling import write_manifest
     from .provenance import provenance, write_json
     from .records import read_prepared
