@@ -21,17 +21,18 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import BASE_CFG, BIN, FINETUNE, REPO, env_with_bin, run_cli, run_snakemake
+from conftest import BASE_CFG, BIN, FINETUNE, REPO, env_with_bin, finetune_flags, run_cli, run_snakemake
 from safetensors.torch import load_file
 
 from complementarity.config import load_schema
 
 TRACEBACK = "Traceback (most recent call last)"
+TOPK = ("selection", "topk", "--k", "1", "--metric", "relative")
 
 
 def finetune_args(base: Path, train: Path, out: Path, ckpt: Path | None = None, **overrides) -> list[str]:
     args = ["finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG)]
-    args += ["--finetune", json.dumps({**FINETUNE, **overrides}), "--train", str(train), "--name", out.name]
+    args += [*finetune_flags({**FINETUNE, **overrides}), "--train", str(train), "--name", out.name]
     return args + (["--checkpoint-dir", str(ckpt)] if ckpt else []) + ["--out", str(out)]
 
 
@@ -116,8 +117,8 @@ def test_corrupted_checkpoint_is_set_aside_and_the_previous_one_resumed(tiny_bas
     # An adapter damaged after it was written (a later fault, not a half-write): scoring names it.
     weights = tmp_path / "c" / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    err = fails("score", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--validation",
-                f"sort={train_file}", "--adapter", f"c={tmp_path / 'c'}", "--max-seq-len", "64",
+    err = fails("scoring", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--validation",
+                f"sort={train_file}", "--adapter", f"c={tmp_path / 'c'}", "--max-seq-len", "64", "--batch-size", "8",
                 "--out", str(tmp_path / "scores.json"))  # fmt: skip
     assert f"adapter {tmp_path / 'c'} cannot be read" in err and "delete the folder and rerun" in err
 
@@ -182,13 +183,13 @@ def test_disk_full_writing_a_checkpoint(tiny_base, train_file, full_disk, tmp_pa
 
 
 def test_disk_full_for_every_light_output_type(demo_prepared, full_disk):
-    """JSONL (prepare-data, make-shards), TSV (check-shards, gather), JSON (select): none left half-written."""
+    """JSONL (shards split), TSV (shards check), JSON (selection random): none left half-written."""
     sort = demo_prepared / "sort" / "train.jsonl"
     cases = {  # each output is larger than the 4 KB left
-        "make-shards": ["make-shards", "--train", str(sort), "--seed", "0", "--out", str(full_disk / "s1.jsonl")],
-        "check-shards": ["check-shards", "--shards", *[str(sort)] * 300, "--out", str(full_disk / "checked.tsv")],
-        "random-selection": [
-            "random-selection", "--shards", *[f"shard{i:04d}" for i in range(600)], "--k", "500", "--seed", "0",
+        "shards split": ["shards", "split", "--train", str(sort), "--seed", "0", "--out", str(full_disk / "s1.jsonl")],
+        "shards check": ["shards", "check", "--shards", *[str(sort)] * 300, "--out", str(full_disk / "checked.tsv")],
+        "selection random": [
+            "selection", "random", "--selected", *[f"shard{i:04d}" for i in range(500)], "--seed", "0",
             "--out", str(full_disk / "selection.json"),
         ],
     }  # fmt: skip
@@ -207,17 +208,17 @@ def test_a_damaged_output_is_named_with_the_fix(tmp_path):
     scores.write_text('{"scores": {"base": ')  # cut short
     table.write_text("shard\tfoo\nA\t1\n")
     shard.write_text('{"prompt": "1 + 1 =", "response": "2", "id": "a"}\n{"prompt": "2 +')
-    err = fails("gather", "--base-scores", str(scores), "--shard-scores", str(scores), "--metric", "relative",
-                "--out", str(tmp_path / "o.tsv"), "--losses", str(tmp_path / "l.tsv"))  # fmt: skip
+    err = fails("selection", "gather", "--base-scores", str(scores), "--shard-scores", str(scores),
+                "--metric", "relative", "--weights", "{}", "--out", str(tmp_path / "o.tsv"), "--losses", str(tmp_path / "l.tsv"))  # fmt: skip
     assert f"{scores} is not a complete output" in err and "delete it and rerun" in err
-    err = fails("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
+    err = fails(*TOPK, "--table", str(table), "--out", str(tmp_path / "s.json"))
     assert f"{table} is not a complete Complementarity table (no column 'mean')" in err
-    err = fails("check-shards", "--shards", str(shard), "--out", str(tmp_path / "checked.tsv"))
+    err = fails("shards", "check", "--shards", str(shard), "--out", str(tmp_path / "checked.tsv"))
     assert f"{shard}, line 2: not a record written by this workflow" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tsv", "s1.jsonl", "scores.json"]
-    err = fails("select", "--table", str(tmp_path / "none.tsv"), "--k", "1", "--metric", "relative", "--out", "s.json")
+    err = fails(*TOPK, "--table", str(tmp_path / "none.tsv"), "--out", "s.json")
     assert f"{tmp_path / 'none.tsv'} does not exist; check the path" in err
-    err = fails("select", "--table", str(tmp_path), "--k", "1", "--metric", "relative", "--out", "s.json")
+    err = fails(*TOPK, "--table", str(tmp_path), "--out", "s.json")
     assert f"{tmp_path} is a directory, not a file" in err
 
 
@@ -237,7 +238,7 @@ def test_an_unforeseen_error_is_one_line_and_the_traceback_goes_to_a_file(capsys
     trace.unlink()
     with pytest.raises(KeyError):
         run_reporting_errors(bug, debug=True)
-    proc = run_cli("--debug", "select", "--table", "/nonexistent/c.tsv", "--k", "1", "--metric", "relative",
+    proc = run_cli("--debug", "selection", "topk", "--table", "/nonexistent/c.tsv", "--k", "1", "--metric", "relative",
                    "--out", "/nonexistent/s.json", check=False)  # fmt: skip
     assert proc.returncode == 2 and TRACEBACK in proc.stderr  # --debug shows the traceback of a user error too
 

@@ -49,6 +49,12 @@ def atomic_output(path: str | Path, *, directory: bool = False, need: int | None
         raise
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` whole or not at all (see :func:`atomic_output`), creating the folder."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
 def check_writable(base_dir: str | Path, names: tuple[str, ...] = ("results", "logs", "benchmarks")) -> None:
     """Refuse to start when an output folder (or the folder it would be made in) cannot be written.
 

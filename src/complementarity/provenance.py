@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_output
+from .atomic import atomic_write_text
 
 PACKAGES = ("complementarity", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets", "tokenizers")
 
@@ -47,12 +47,6 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
-    """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
-
-
 def read_json(path: str | Path, *keys: str) -> Any:
     """Read a JSON output of this workflow; ``keys``: the keys it must hold. A damaged file is a DataError."""
     from .errors import DataError
@@ -71,6 +65,11 @@ def read_json(path: str | Path, *keys: str) -> Any:
             "edited outside the workflow; delete it and rerun (Snakemake remakes it)"
         ) from None
     return data
+
+
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
+    """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def provenance(settings: dict[str, Any], **extra: Any) -> dict[str, Any]:
