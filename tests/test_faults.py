@@ -182,12 +182,16 @@ def test_disk_full_writing_a_checkpoint(tiny_base, train_file, full_disk, tmp_pa
     no_partial(full_disk)
 
 
-def test_disk_full_for_every_light_output_type(demo_prepared, full_disk):
+def test_disk_full_for_every_light_output_type(demo_prepared, full_disk, tmp_path):
     """JSONL (shards split), TSV (shards check), JSON (selection random): none left half-written."""
     sort = demo_prepared / "sort" / "train.jsonl"
+    (tmp_path / "links").mkdir()
+    shards = [tmp_path / "links" / f"shard{i:03d}.jsonl" for i in range(300)]  # one row each in checked.tsv
+    for link in shards:
+        link.symlink_to(sort)
     cases = {  # each output is larger than the 4 KB left
         "shards split": ["shards", "split", "--train", str(sort), "--seed", "0", "--out", str(full_disk / "s1.jsonl")],
-        "shards check": ["shards", "check", "--shards", *[str(sort)] * 300, "--out", str(full_disk / "checked.tsv")],
+        "shards check": ["shards", "check", "--shards", *map(str, shards), "--out", str(full_disk / "checked.tsv")],
         "selection random": [
             "selection", "random", "--selected", *[f"shard{i:04d}" for i in range(500)], "--seed", "0",
             "--out", str(full_disk / "selection.json"),
