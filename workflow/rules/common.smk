@@ -14,7 +14,7 @@ import json
 import shlex
 from pathlib import Path
 
-from complementarity.config import ConfigError, validate_config
+from complementarity.config import ConfigError, check_workdir, validate_config
 from complementarity.plan import (
     Plan,
     adapter_dir,
@@ -24,6 +24,9 @@ from complementarity.plan import (
 
 try:
     validate_config(config, base_dir=Path.cwd())
+    if not workflow.dryrun:
+        # results/, logs/, benchmarks/: a read-only or full disk is named, with the fix
+        check_workdir(Path.cwd())
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -96,14 +99,6 @@ def get_pretrain_files(wildcards):
 FINETUNE_RUNTIME = (
     PLAN.finetune_runtime()
 )  # checkpointing: how jobs run, not what they learn
-
-
-def get_batch_divisor(wildcards, attempt):
-    """Retries (snakemake --retries) halve the micro-batch each time; the effective batch is kept.
-
-    Fine-tuning resumes from its last checkpoint, so a retry after running out of memory loses little.
-    """
-    return 2 ** (attempt - 1)
 
 
 def get_finetune_minutes(wildcards):
