@@ -12,6 +12,10 @@ min_version("9.0")
 # The embedded default, unless --configfile names another config: Snakemake would otherwise
 # deep-merge the two (the paper run would inherit the demo's domains and shard files).
 if not workflow.overwrite_configfiles:
+    # A YAML syntax error names file:line (Snakemake's own message does not).
+    from complementarity.config import check_yaml_syntax
+
+    check_yaml_syntax("config/config.yaml")
 
     configfile: "config/config.yaml"
 

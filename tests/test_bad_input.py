@@ -32,9 +32,9 @@ def head(src: Path, n: int) -> str:
     return "".join(src.read_text().splitlines(keepends=True)[:n])
 
 
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    wd = copy_workflow(tmp_path / "wf")
+def small_workdir(dest: Path) -> Path:
+    """A scratch copy of the workflow with the small config and its data."""
+    wd = copy_workflow(dest)
     data = wd / "data"
     (data / "shards").mkdir(parents=True)
     for d in ("arithmetic", "sort"):
@@ -44,6 +44,11 @@ def workdir(tmp_path) -> Path:
         (data / "shards" / f"s{i}.jsonl").write_text(head(DEMO / "shards" / f"{cand}.jsonl", 30))
     (wd / "config" / "small.yaml").write_text(yaml.safe_dump(small_config(), sort_keys=False))
     return wd
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    return small_workdir(tmp_path / "wf")
 
 
 def edit_config(fn: Callable[[dict], None]) -> Callable[[Path], None]:
@@ -79,6 +84,23 @@ def duplicate_ids(wd: Path) -> None:
     edit_config(lambda c: c["sharding"]["files"].append("data/other/s1.jsonl"))(wd)
 
 
+def shard_is_a_directory(wd: Path) -> None:
+    (wd / "data" / "shards" / "s3.jsonl").unlink()
+    (wd / "data" / "shards" / "s3.jsonl").mkdir()
+
+
+def shard_is_a_symlink_loop(wd: Path) -> None:
+    (wd / "data" / "shards" / "s3.jsonl").unlink()
+    (wd / "data" / "shards" / "s3.jsonl").symlink_to("s3.jsonl")
+
+
+def model_folder_without_tokenizer(wd: Path) -> None:
+    (wd / "models" / "m").mkdir(parents=True)
+    (wd / "models" / "m" / "config.json").write_text("{}")
+    (wd / "models" / "m" / "model.safetensors").write_bytes(b"")
+    edit_config(lambda c: c["base_model"].update(source="./models/m"))(wd)
+
+
 CASES = {
     "malformed JSONL": (write("data/arithmetic_train.jsonl", '{"prompt": "1 + 1 =", "resp\n', append=True), ["arithmetic_train.jsonl", "line 41"]),
     "record missing response": (write("data/shards/s2.jsonl", '{"prompt": "2 + 2 ="}\n', append=True), ["s2.jsonl", "line 31", "response"]),
@@ -97,6 +119,13 @@ CASES = {
     "model path missing": (edit_config(lambda c: c["base_model"].update(source="./models/none")), ["base_model.source", "./models/none", "does not exist"]),
     "missing data file": (edit_config(lambda c: c["domains"]["sort"].update(test="data/nope.jsonl")), ["domains.sort.test", "data/nope.jsonl", "does not exist"]),
     "leakage": (shard_with_test_prompt, ["s2", "also in domains.sort.test", "Remove them from", "data.leakage: drop"]),
+    "domain name with a dot": (
+        edit_config(lambda c: c.update(domains={"ar.ith" if d == "arithmetic" else d: v for d, v in c["domains"].items()})),
+        ["domains: name 'ar.ith'", "letters, digits, '_' and '-'", "'ar_ith'"],
+    ),
+    "shard path is a directory": (shard_is_a_directory, ["'data/shards/s3.jsonl' is a directory, not a file"]),
+    "shard path is a symlink loop": (shard_is_a_symlink_loop, ["'data/shards/s3.jsonl' is a symbolic link loop"]),
+    "model folder without tokenizer": (model_folder_without_tokenizer, ["'./models/m' has no tokenizer", "tokenizer.json"]),
 }  # fmt: skip
 
 

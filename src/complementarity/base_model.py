@@ -9,11 +9,11 @@ CLI: ``complementarity base_model`` (rule build_base_model in workflow/rules/bas
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from .arguments import json_arg
+from .atomic import atomic_output
 
 
 def build_base_model(base_cfg: dict[str, Any], train_files: list[str], out: str | Path, *, max_seq_len: int) -> None:
@@ -22,22 +22,17 @@ def build_base_model(base_cfg: dict[str, Any], train_files: list[str], out: str 
     from .provenance import provenance, write_json
     from .records import read_prepared
 
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if base_cfg["source"] == "tiny":
-        from .tiny import build_tiny
+    with atomic_output(out, directory=True) as tmp:
+        if base_cfg["source"] == "tiny":
+            from .tiny import build_tiny
 
-        examples = [ex for f in train_files for ex in read_prepared(f)]
-        stats = build_tiny(tmp, examples, base_cfg["tiny"], max_seq_len=max_seq_len)
-        write_manifest(tmp, base_cfg, ".")
-        write_json(tmp / "metrics.json", stats)
-    else:
-        write_manifest(tmp, base_cfg, base_cfg["source"])
-    write_json(tmp / "provenance.json", provenance({"base_model": base_cfg}))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+            examples = [ex for f in train_files for ex in read_prepared(f)]
+            stats = build_tiny(tmp, examples, base_cfg["tiny"], max_seq_len=max_seq_len)
+            write_manifest(tmp, base_cfg, ".")
+            write_json(tmp / "metrics.json", stats)
+        else:
+            write_manifest(tmp, base_cfg, base_cfg["source"])
+        write_json(tmp / "provenance.json", provenance({"base_model": base_cfg}))
 
 
 def register_arguments(parser) -> None:

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .errors import UserError
+from .errors import run_reporting_errors
 
 # command -> (module under complementarity, one-line help). Stage commands carry the stage's name,
 # the same as their module and their rule file (workflow/rules/<stage>.smk).
@@ -45,6 +45,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the subcommand named in ``argv`` gets its arguments (its module is imported)."""
     parser = argparse.ArgumentParser(prog="complementarity", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = _command(argv)
     for name, (module, help_text) in COMMANDS.items():
@@ -64,12 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    try:
-        args.command_run(args)
-    except UserError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(lambda: args.command_run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

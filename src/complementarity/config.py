@@ -39,11 +39,31 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a YAML config")
-    with path.open(encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with path.open(encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        raise ConfigError(
+            f"{where}: YAML syntax error: {what}; fix that line (indent with spaces only, quote values holding ': ')"
+        ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable YAML file ({exc}); fix it") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, not {type(data).__name__}")
     return data
+
+
+def check_yaml_syntax(path: str | Path) -> None:
+    """For the Snakefile, before ``configfile:``: a YAML syntax error as a WorkflowError naming file:line."""
+    try:
+        load_yaml(path)
+    except ConfigError as exc:
+        from snakemake.exceptions import WorkflowError
+
+        raise WorkflowError(str(exc)) from None
 
 
 def _fill_defaults(node: Any, schema: dict[str, Any]) -> None:
@@ -73,6 +93,17 @@ def _key_path(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _types(expected: Any) -> str:
+    names = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+             "array": "a list", "object": "a mapping of keys", "null": "null"}  # fmt: skip
+    return " or ".join(names.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
+
+
 def schema_errors(config: dict[str, Any], schema: dict[str, Any] | None = None) -> list[str]:
     """Every schema violation as a sentence naming the key."""
     import jsonschema
@@ -87,6 +118,13 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any] | None = None) 
             msg = f"{where}: {err.message}; allowed keys: {', '.join(allowed)}"
         elif err.validator == "enum":
             msg = f"{where}: {err.instance!r} is not one of {err.validator_value}"
+        elif err.validator == "propertyNames" or (err.validator == "pattern" and where == "domains"):
+            msg = (
+                f"{where}: name {err.instance!r} may only use letters, digits, '_' and '-' (it becomes part of file "
+                f"names and Snakemake wildcards); rename it, for example to {re.sub(r'[^A-Za-z0-9_-]', '_', str(err.instance))!r}"
+            )
+        elif err.validator == "type":
+            msg = f"{where}: {err.instance!r} is a {_json_type(err.instance)}, but this key must be {_types(err.validator_value)}"
         else:
             msg = f"{where}: {err.message}"
         problems.append(msg)
@@ -104,6 +142,51 @@ def local_paths(spec: Any) -> list[str]:
     if isinstance(spec, dict) and spec.get("path"):
         return [spec["path"]]
     return []
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer.tiktoken")
+
+
+def model_folder_problems(folder: Path, name: str) -> list[str]:
+    """What a local model folder lacks: config.json, weights, a tokenizer."""
+    if not folder.is_dir():
+        return [f"{name!r} is a file, not a model folder; give the folder that holds config.json and the weights"]
+    problems = []
+    if not (folder / "config.json").is_file():
+        problems.append(f"model folder {name!r} has no config.json; give the folder of a Hugging Face model")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        problems.append(
+            f"model folder {name!r} has no weights (*.safetensors or *.bin); copy the model's weight files into it"
+        )
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        problems.append(
+            f"model folder {name!r} has no tokenizer ({' or '.join(TOKENIZER_FILES[:2])}, with tokenizer_config.json); "
+            "copy the tokenizer files of the model's release into it"
+        )
+    return problems
+
+
+def file_problem(base_dir: Path, p: str) -> str | None:
+    """Why the data file ``p`` cannot be read, as the end of a sentence; None when it is a readable file."""
+    import errno
+    import os
+
+    path = base_dir / p
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{p!r} is a symbolic link loop (a link that points back to itself); point it at the real file"
+        if exc.errno == errno.EACCES:
+            return f"{p!r} cannot be read (permission denied); make it readable"
+        if path.is_symlink():
+            return f"{p!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; fix the link"
+        return f"file {p!r} does not exist (relative to {str(base_dir)!r}); fix the path"
+    if path.is_dir():
+        return f"{p!r} is a directory, not a file; name a data file inside it (for example {p}/train.jsonl)"
+    if not path.is_file():
+        return f"{p!r} is not a regular file; name a data file"
+    return None
 
 
 def shard_ids(config: dict[str, Any]) -> list[str]:
@@ -159,20 +242,16 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
             )
         for split in ("train", "validation", "test"):
             for p in local_paths(spec.get(split)):
-                if not (base_dir / p).is_file():
-                    problems.append(
-                        f"domains.{name}.{split}: file {p!r} does not exist (relative to {str(base_dir)!r}); fix the path"
-                    )
+                if why := file_problem(base_dir, p):
+                    problems.append(f"domains.{name}.{split}: {why}")
 
     if strategy == "files":
         files = sharding["files"]
         if not files:
             problems.append("sharding.files: strategy files needs at least one candidate shard file; list them")
         for f in files:
-            if not (base_dir / f).is_file():
-                problems.append(
-                    f"sharding.files: file {f!r} does not exist (relative to {str(base_dir)!r}); fix the path"
-                )
+            if why := file_problem(base_dir, f):
+                problems.append(f"sharding.files: {why}")
         seen: dict[str, str] = {}
         for sid, f in zip(shard_ids(config), files, strict=True):
             if not SHARD_ID_RE.match(sid):
@@ -197,11 +276,14 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append("selection.weights: all weights are 0; give at least one domain a positive weight")
 
     source = config["base_model"]["source"]
-    if source != "tiny" and looks_like_path(source) and not (base_dir / Path(source).expanduser()).exists():
+    folder = base_dir / Path(source).expanduser()
+    if source != "tiny" and looks_like_path(source) and not folder.exists():
         problems.append(
             f"base_model.source: local model folder {source!r} does not exist (relative to {str(base_dir)!r}); "
             "fix the path, or give a hub id such as mistralai/Mistral-7B-Instruct-v0.2, or `tiny`"
         )
+    elif source != "tiny" and looks_like_path(source):
+        problems.extend(f"base_model.source: {p}" for p in model_folder_problems(folder, source))
     tiny = config["base_model"]["tiny"]
     if source == "tiny" and tiny["pretrain_on"] == "domains":
         without = [name for name, spec in domains.items() if spec.get("train") is None]
@@ -252,6 +334,20 @@ def validate_config(
             file=sys.stderr,
         )
     return config
+
+
+def check_workdir(base_dir: str | Path) -> None:
+    """Refuse to start a run whose results/, logs/ or benchmarks/ cannot be written (read-only, full disk).
+
+    Raises ConfigError naming the folder and the fix; the workflow calls it before scheduling any job.
+    """
+    from .atomic import check_writable
+    from .errors import DiskError
+
+    try:
+        check_writable(base_dir)
+    except DiskError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_config(path: str | Path, base_dir: str | Path = ".") -> dict[str, Any]:

@@ -8,20 +8,29 @@ into place only when everything, ``metrics.json`` included, is written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import random
+import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .atomic import atomic_output
+from .checkpoint import (
+    CHECKPOINT,
+    OUT_OF_MEMORY,
+    Preempted,
+    StopRequests,
+    fingerprint,
+    load_checkpoint,
+    previous_out_of_memory,
+    record_out_of_memory,
+    save_checkpoint,
+)
+from .errors import DataError, UserError
 from .modeling import Encoded, collate, encode_all, length_grouped_batches, load_base, set_seed
-from .provenance import provenance, write_json
+from .provenance import provenance, read_json, write_json
 from .records import Example
 from .settings import FinetuneSettings
 from .trainlog import TrainingLog
@@ -64,83 +73,10 @@ def total_steps(n_examples: int, ft: dict[str, Any]) -> int:
     return max(1, math.ceil(per_epoch * ft["epochs"]))
 
 
-def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str, Any]) -> str:
-    """What a checkpoint must match to be resumed: the data, the settings and the base model.
-
-    ``batch_size`` and ``grad_accum`` are left out on purpose: only their product (the effective
-    batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run;
-    so are the settings that change nothing learned (checkpointing, ``report_to``).
-    """
-    settings = {k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", *FinetuneSettings.RUNTIME)}
-    settings["effective_batch"] = ft["batch_size"] * ft["grad_accum"]
-    h = hashlib.sha256(
-        json.dumps([settings, manifest.get("weights"), manifest.get("config")], sort_keys=True, default=str).encode()
-    )
-    for ex in examples:
-        h.update(f"{ex.id}\0{ex.prompt}\0{ex.response}\0".encode())
-    return h.hexdigest()
-
-
-class StopRequests:
-    """SIGTERM (SLURM's preemption / time-limit kill) and SIGUSR1 (SLURM's --signal warning) handlers.
-
-    Both ask for a checkpoint at the next optimizer-step boundary; SIGTERM then stops the job with
-    exit status 143, so the scheduler (or Snakemake's --retries) runs it again and it resumes.
-    """
-
-    def __init__(self) -> None:
-        self.checkpoint = False
-        self.stop = False
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum, frame) -> None:
-        self.checkpoint = True
-        if signum == signal.SIGTERM:
-            self.stop = True
-        log.warning("received %s: checkpointing at the next step", signal.Signals(signum).name)
-
-    def __enter__(self) -> StopRequests:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-class Preempted(SystemExit):
-    """Raised after a SIGTERM checkpoint: exit status 143, as if killed by SIGTERM."""
-
-    def __init__(self) -> None:
-        super().__init__(143)
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 class LoraTrainer:
     """setup() -> train() -> save(); checkpoints in ``checkpoint_dir`` make train() resumable."""
 
-    CHECKPOINT = "checkpoint.pt"
+    CHECKPOINT = CHECKPOINT
 
     def __init__(
         self,
@@ -159,11 +95,18 @@ class LoraTrainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.micro_batch = max(1, ft["batch_size"] // max(1, batch_divisor))
         self.effective_batch = ft["batch_size"] * ft["grad_accum"]
+        # Halve the micro-batch only if the previous attempt ran out of memory (it left a record saying so);
+        # a retry for any other reason (preemption, time limit, node failure) resumes bit-identically.
+        self.oom_before = previous_out_of_memory(self.checkpoint_dir)
+        # Fault injection for the tests (a CPU has no GPU memory to run out of): micro-batches of more than
+        # COMPLEMENTARITY_FAULT_GPU_FITS sequences raise torch.OutOfMemoryError, as on a GPU that fits that many.
+        self.gpu_fits = int(os.environ.get("COMPLEMENTARITY_FAULT_GPU_FITS") or 0)
+        if self.oom_before is not None:
+            self.micro_batch = min(self.micro_batch, max(1, self.oom_before // 2))
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         import torch
-        from peft import get_peft_model
 
         ft = self.ft
         set_seed(ft["seed"])
@@ -174,6 +117,8 @@ class LoraTrainer:
             for_training=True,
             gradient_checkpointing=ft["gradient_checkpointing"],
         )
+        from peft import get_peft_model  # after load_base, which keeps bitsandbytes out unless quantizing
+
         self.device = next(model.parameters()).device
         self.model = get_peft_model(model, lora_config(ft))
         self.encoded = encode_all(
@@ -183,6 +128,12 @@ class LoraTrainer:
             max_seq_len=ft["max_seq_len"],
             policy=ft["truncation"],
         )
+        if not self.encoded:
+            raise DataError(
+                f"{self.name}: all {len(self.examples)} training examples are longer than finetune.max_seq_len="
+                f"{ft['max_seq_len']} tokens and finetune.truncation: drop dropped every one, so there is nothing to "
+                "train on; raise finetune.max_seq_len, or set finetune.truncation: cut_prompt"
+            )
         self.steps = total_steps(len(self.encoded), ft)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
@@ -208,54 +159,40 @@ class LoraTrainer:
             "resumed_from": None,
         }
         self.load_checkpoint()
-        if self.micro_batch != ft["batch_size"]:
+        if self.oom_before is not None:
             log.warning(
-                "%s: micro-batch lowered from %d to %d (retry after running out of memory); the effective batch "
-                "stays %d, so the result is the same up to floating-point summation order",
-                self.name, ft["batch_size"], self.micro_batch, self.effective_batch,
+                "%s: the previous attempt ran out of memory with micro-batches of %d, so this one uses %d; the "
+                "effective batch stays %d, so the result is the same up to floating-point summation order",
+                self.name, self.oom_before, self.micro_batch, self.effective_batch,
+            )  # fmt: skip
+        elif self.micro_batch != ft["batch_size"]:
+            log.info(
+                "%s: micro-batch %d (finetune.batch_size %d divided by --batch-divisor); the effective batch stays %d",
+                self.name, self.micro_batch, ft["batch_size"], self.effective_batch,
             )  # fmt: skip
 
     # --- checkpoints ------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        import torch
-
         if self.checkpoint_dir is None:
             return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        trainable = {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
-        payload = {
-            "fingerprint": self.fingerprint,
-            "trainable": trainable,
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "rng": _rng_state(),
-            "state": self.state,
-        }
-        tmp = self.checkpoint_dir / (self.CHECKPOINT + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(self.checkpoint_dir / self.CHECKPOINT)  # atomic: a kill mid-save keeps the last one
+        save_checkpoint(
+            self.checkpoint_dir, fingerprint=self.fingerprint, model=self.model, opt=self.opt, sched=self.sched,
+            state=self.state,
+        )  # fmt: skip
         log.info("%s: checkpoint at step %d", self.name, self.state["step"])
 
     def load_checkpoint(self) -> None:
-        import torch
-
-        path = self.checkpoint_dir / self.CHECKPOINT if self.checkpoint_dir else None
-        if path is None or not path.is_file():
+        state = load_checkpoint(
+            self.checkpoint_dir, fingerprint=self.fingerprint, model=self.model, opt=self.opt, sched=self.sched,
+            name=self.name,
+        )  # fmt: skip
+        if state is None:
             return
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        if payload["fingerprint"] != self.fingerprint:
-            log.warning("%s: ignoring checkpoint %s: it was made with other data or settings", self.name, path)
-            return
-        named = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for n, t in payload["trainable"].items():
-                named[n].copy_(t)
-        self.opt.load_state_dict(payload["optimizer"])
-        self.sched.load_state_dict(payload["scheduler"])
-        _set_rng_state(payload["rng"])
-        self.state = payload["state"]
+        self.state = state
         self.state["resumed_from"] = self.state["step"]
         log.info("%s: resumed from checkpoint at step %d/%d", self.name, self.state["step"], self.steps)
+        if self.oom_before is None:
+            log.info("%s: the previous attempt was interrupted (not out of memory): same micro-batch", self.name)
 
     # --- training ---------------------------------------------------------------------------------
     def _micro_loss(self, batch: list[Encoded], n_tokens: int):
@@ -263,6 +200,8 @@ class LoraTrainer:
         import torch
         import torch.nn.functional as F
 
+        if self.gpu_fits and len(batch) > self.gpu_fits:
+            raise torch.OutOfMemoryError(f"injected: {len(batch)} sequences > COMPLEMENTARITY_FAULT_GPU_FITS")
         ids, mask, labels = (t.to(self.device, non_blocking=True) for t in collate(batch, self.tok.pad_token_id))
         target = labels[:, 1:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -319,7 +258,8 @@ class LoraTrainer:
                         loss.backward()
                         step_loss += loss.detach()
                 except torch.OutOfMemoryError as exc:
-                    raise OutOfMemory(self.micro_batch, ft) from exc
+                    record_out_of_memory(self.checkpoint_dir, self.micro_batch)
+                    raise OutOfMemory(self.micro_batch, ft, retry=self.checkpoint_dir is not None) from exc
                 torch.nn.utils.clip_grad_norm_(self.params, ft["max_grad_norm"])
                 self.opt.step()
                 self.sched.step()
@@ -331,6 +271,7 @@ class LoraTrainer:
                 window_steps += 1
                 if st["step"] % log_every == 0 or st["step"] == self.steps:
                     mean = (window / window_steps).item()  # one host sync per logging interval
+                    self._check_finite(mean, st["step"] - window_steps, st["step"])
                     st["history"].append({"step": st["step"], "loss": mean})
                     self.progress.step(st["step"], loss=mean, lr=self._lr_of(st["step"]), tokens=st["tokens"])
                     window.zero_()
@@ -339,6 +280,7 @@ class LoraTrainer:
                     st["seconds"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
                     st["window_loss"], st["window_steps"] = window.item(), window_steps
+                    self._check_finite(st["window_loss"], st["step"] - window_steps, st["step"])  # no NaN checkpoints
                     self.save_checkpoint()
                     signals.checkpoint = False
                     if signals.stop:
@@ -348,6 +290,26 @@ class LoraTrainer:
                 st["batch"] = 0
         st["seconds"] += time.perf_counter() - t0
         self.progress.close()
+        hist = st["history"]
+        if len(hist) >= 2 and hist[-1]["loss"] > 1.5 * hist[0]["loss"]:
+            log.warning(
+                "%s: the loss rose from %.4f (step %d) to %.4f (step %d): training may have diverged; consider a "
+                "lower finetune.learning_rate (now %g)",
+                self.name, hist[0]["loss"], hist[0]["step"], hist[-1]["loss"], hist[-1]["step"], ft["learning_rate"],
+            )  # fmt: skip
+
+    def _check_finite(self, loss: float, first: int, last: int) -> None:
+        """Stop on a NaN or infinite loss: the adapter would be NaNs (a NaN spreads to every weight)."""
+        if math.isfinite(loss):
+            return
+        ft = self.ft
+        when = f"at step {last}" if last == first + 1 else f"between steps {first + 1} and {last}"
+        raise TrainingDiverged(
+            f"{self.name}: the training loss became {loss} {when} of {self.steps} "
+            f"(finetune.learning_rate={ft['learning_rate']}, warmup_ratio={ft['warmup_ratio']}, "
+            f"max_grad_norm={ft['max_grad_norm']}); training diverged, so no adapter was written. Lower "
+            "finetune.learning_rate (1e-4 to 3e-4 is usual for LoRA), or raise finetune.warmup_ratio"
+        )
 
     def _lr_of(self, step: int) -> float:
         """The learning rate optimizer step ``step`` (1-based) used."""
@@ -388,18 +350,34 @@ class LoraTrainer:
 
     def cleanup(self) -> None:
         """Remove the checkpoint once the adapter is safely in place (unless keep_checkpoints)."""
-        if self.checkpoint_dir and self.checkpoint_dir.exists() and not self.ft["keep_checkpoints"]:
-            shutil.rmtree(self.checkpoint_dir)
+        if self.checkpoint_dir and self.checkpoint_dir.exists():
+            if self.ft["keep_checkpoints"]:
+                (self.checkpoint_dir / OUT_OF_MEMORY).unlink(missing_ok=True)  # this attempt fitted
+            else:
+                shutil.rmtree(self.checkpoint_dir)
 
 
 class OutOfMemory(UserError):
-    def __init__(self, micro_batch: int, ft: dict[str, Any]) -> None:
+    def __init__(self, micro_batch: int, ft: dict[str, Any], *, retry: bool = False) -> None:
+        if micro_batch > 1 and retry:
+            auto = (
+                "This was recorded in the checkpoint folder: a rerun (or a Snakemake --retries retry) halves the "
+                f"micro-batch to {micro_batch // 2}, keeping the effective batch."
+            )
+        elif micro_batch > 1:
+            auto = "Or rerun with --batch-divisor 2 (halves the micro-batch, keeps the effective batch)."
+        else:
+            auto = "Micro-batches of one sequence do not fit: halving the batch cannot help."
         super().__init__(
             f"out of GPU memory with micro-batches of {micro_batch} sequences of up to {ft['max_seq_len']} tokens. "
             "Lower finetune.batch_size and raise finetune.grad_accum to keep the effective batch, or lower "
             "finetune.max_seq_len, or set finetune.gradient_checkpointing: true or base_model.quantization: 4bit. "
-            "With Snakemake --retries, each retry halves the micro-batch automatically (effective batch kept)."
+            + auto
         )
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
 
 
 def finetune(
@@ -433,19 +411,25 @@ def finetune(
 def save_adapter(
     model, out_dir: str | Path, metrics: dict[str, Any], prov: dict[str, Any], *, tensorboard: Path | None = None
 ) -> None:
-    """Write the adapter, metrics and provenance (and TensorBoard logs) to a temp folder, then rename it into place."""
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    write_json(tmp / "train_config.json", prov)
-    write_json(tmp / "metrics.json", metrics)
-    if tensorboard is not None and Path(tensorboard).is_dir():
-        shutil.copytree(tensorboard, tmp / "tensorboard")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    """Write the adapter, metrics and provenance (and TensorBoard logs) to a temp folder, then rename it into place.
+
+    Refuses weights that are not finite (a NaN adapter must never look like a result).
+    """
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not all(bool(torch.isfinite(p).all()) for p in trainable):
+        raise TrainingDiverged(
+            f"{Path(out_dir).name}: the adapter weights are not finite (NaN or inf), so it was not written; "
+            "lower finetune.learning_rate, or raise finetune.warmup_ratio"
+        )
+    need = sum(p.numel() * p.element_size() for p in trainable)
+    with atomic_output(out_dir, directory=True, need=need) as tmp:
+        model.save_pretrained(tmp)
+        write_json(tmp / "train_config.json", prov)
+        write_json(tmp / "metrics.json", metrics)
+        if tensorboard is not None and Path(tensorboard).is_dir():
+            shutil.copytree(tensorboard, tmp / "tensorboard")
 
 
 # --- CLI: complementarity finetune ------------------------------------------------------------------
@@ -479,7 +463,7 @@ def register_arguments(parser) -> None:
     )
     parser.add_argument(
         "--batch-divisor", type=int, default=1,
-        help="divide the micro-batch by this (OOM retries); the effective batch is kept",
+        help="divide the micro-batch by this; the effective batch is kept (an out-of-memory rerun halves it by itself)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="output adapter folder")
 
@@ -490,7 +474,7 @@ def selected_files(files: list[str], selection: str | Path | None) -> list[str]:
 
     if not selection:
         return list(files)
-    chosen = json.loads(Path(selection).read_text())["selected"]
+    chosen = read_json(selection, "selected")["selected"]
     by_id = {stem(f): f for f in files}
     missing = [s for s in chosen if s not in by_id]
     if missing:

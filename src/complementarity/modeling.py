@@ -143,10 +143,33 @@ def check_quantization(quantization: str) -> None:
         )
 
 
+def quiet_libraries(quantization: str) -> None:
+    """Keep job logs free of warnings users learn to ignore.
+
+    peft imports bitsandbytes whenever it is installed, and bitsandbytes then warns about its CPU kernels
+    (the `kernels` package); without quantization it is not needed, so it is kept out (peft checks for it
+    and goes without). peft also asks transformers for a deprecated attribute (a FutureWarning per job).
+    """
+    import sys
+    import warnings
+
+    if quantization == "none" and "bitsandbytes" not in sys.modules:
+        sys.modules["bitsandbytes"] = None  # `import bitsandbytes` raises ImportError; find_spec says absent
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
+
+
 def load_tokenizer(weights: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(weights, revision=revision)
+    try:
+        tok = AutoTokenizer.from_pretrained(weights, revision=revision)
+    except (OSError, ValueError, TypeError) as exc:
+        where = f"the model folder {weights!r}" if Path(weights).is_dir() else f"the model {weights!r}"
+        raise UserError(
+            f"base_model.source: could not load a tokenizer from {where} ({str(exc).splitlines()[0][:200]}); "
+            "a model folder needs its tokenizer files (tokenizer.json or tokenizer.model, and "
+            "tokenizer_config.json): copy them from the model's release into it"
+        ) from exc
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -161,6 +184,7 @@ def load_base(
     gradient_checkpointing: bool = False,
 ):
     """Load the base model and tokenizer that ``base_dir``'s manifest points to."""
+    quiet_libraries(quantization)
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     manifest = read_manifest(base_dir)
@@ -187,6 +211,11 @@ def load_base(
     try:
         model = AutoModelForCausalLM.from_pretrained(weights, attn_implementation="sdpa", **kwargs)
     except OSError as exc:
+        if Path(weights).expanduser().is_dir():
+            raise UserError(
+                f"base_model.source: the model folder {weights!r} could not be loaded ({str(exc).splitlines()[0]}); "
+                "it needs config.json and the weight files (*.safetensors) of a Hugging Face model"
+            ) from exc
         raise UserError(
             f"base_model.source: could not load {weights!r}: it is not a local model folder, and as a hub id "
             f"it could not be fetched ({exc}). Fix the path or id; on offline compute nodes fetch the model "

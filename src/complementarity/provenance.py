@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
+
 PACKAGES = ("complementarity", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets", "tokenizers")
 
 
@@ -45,13 +47,24 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically (temp file beside it + rename), creating the folder."""
+def read_json(path: str | Path, *keys: str) -> Any:
+    """Read a JSON output of this workflow; ``keys``: the keys it must hold. A damaged file is a DataError."""
+    from .errors import DataError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ValueError(f"it has no {', '.join(map(repr, missing))}")
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist; run the step that writes it (snakemake makes it)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not a complete output of this workflow ({str(exc).splitlines()[0]}): it was cut short or "
+            "edited outside the workflow; delete it and rerun (Snakemake remakes it)"
+        ) from None
+    return data
 
 
 def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_output
+
 
 @dataclass(frozen=True)
 class Example:
@@ -35,15 +37,11 @@ class Example:
 
 def write_jsonl(path: str | Path, examples: Iterable[Example]) -> int:
     """Write examples as JSONL atomically (temp file + rename); return the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_output(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for ex in examples:
             f.write(ex.to_json() + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 
@@ -51,16 +49,20 @@ def read_prepared(path: str | Path) -> list[Example]:
     """Read a JSONL file written by :func:`write_jsonl` (trusted, already validated)."""
     out = []
     with Path(path).open(encoding="utf-8") as f:
-        for line in f:
+        for n, line in enumerate(f, start=1):
             if line.strip():
-                d = json.loads(line)
-                out.append(
-                    Example(
-                        prompt=d["prompt"],
-                        response=d["response"],
-                        id=str(d["id"]),
-                        domain=d.get("domain"),
+                try:
+                    d = json.loads(line)
+                    ex = Example(
+                        prompt=d["prompt"], response=d["response"], id=str(d["id"]), domain=d.get("domain"),
                         meta=d.get("meta", {}),
-                    )
-                )
+                    )  # fmt: skip
+                except (ValueError, KeyError, TypeError) as exc:
+                    from .errors import DataError
+
+                    raise DataError(
+                        f"{path}, line {n}: not a record written by this workflow ({type(exc).__name__}: {exc}); "
+                        "the file was cut short or edited outside the workflow: delete it and rerun"
+                    ) from None
+                out.append(ex)
     return out

@@ -9,12 +9,12 @@ CLI: ``complementarity report`` (rule report in workflow/rules/report.smk).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from .plan import is_kind, parse_model
+from .provenance import read_json
 from .stats import paired_bootstrap, stratified_paired_bootstrap, wilson
 
 MEAN = "mean over domains"
@@ -33,7 +33,7 @@ LABELS = {
 
 def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
     """{model: {domain: result}} from the evaluation JSON files (model = file stem)."""
-    return {Path(p).stem: json.loads(Path(p).read_text())["domains"] for p in paths}
+    return {Path(p).stem: read_json(p, "domains")["domains"] for p in paths}
 
 
 def evaluation_table(evals: dict[str, dict[str, Any]], train_records: dict[str, int], total: int, confidence: float):
@@ -355,16 +355,16 @@ def register_arguments(parser) -> None:
 def run(a) -> None:
     import pandas as pd
 
-    from .provenance import atomic_write_text
+    from .atomic import atomic_write_text
     from .tables import write_tsv
 
     evals = load_evaluations(a.evaluations)
-    train_records = {name: json.loads(Path(path).read_text())["examples"] for name, path in a.adapter_metrics or []}
+    train_records = {name: read_json(path, "examples")["examples"] for name, path in a.adapter_metrics or []}
     total = int(pd.read_csv(a.shards_table, sep="\t")["records"].sum())
     table = evaluation_table(evals, train_records, total, a.confidence)
     write_tsv(table, a.table)
     complementarity = pd.read_csv(a.complementarity, sep="\t", dtype={"shard": str})
-    selection = json.loads(Path(a.selection).read_text())
+    selection = read_json(a.selection, "selected")
     comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)
     figures(table, complementarity, selection, a.figures, confidence=a.confidence)
     text = markdown_report(

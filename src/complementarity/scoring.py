@@ -120,6 +120,7 @@ def score(
     peft_model, active, active_config = None, None, None
     for name, path in adapters.items():
         t0 = time.perf_counter()
+        check_adapter(path)
         config = adapter_config(path)
         if peft_model is None:
             peft_model = PeftModel.from_pretrained(model, str(path), adapter_name=name)
@@ -144,6 +145,26 @@ def score(
 
 # Keys of adapter_config.json that do not change the adapter's modules or its function.
 _CONFIG_IGNORED = {"base_model_name_or_path", "revision", "inference_mode", "peft_version", "task_type"}
+
+
+def check_adapter(path: str | Path) -> None:
+    """Refuse an adapter folder that is incomplete or damaged (a DataError naming it and the fix).
+
+    Reads every tensor (an adapter is small next to its base model), so a file cut short is caught here.
+    """
+    from safetensors.torch import load_file
+
+    from .errors import DataError
+    from .provenance import read_json
+
+    read_json(Path(path) / "adapter_config.json")
+    try:
+        load_file(str(Path(path) / "adapter_model.safetensors"))
+    except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
+        raise DataError(
+            f"adapter {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): it was cut "
+            "short or damaged outside the workflow; delete the folder and rerun (Snakemake retrains it)"
+        ) from None
 
 
 def adapter_config(path: str | Path) -> dict[str, Any]:

@@ -33,10 +33,22 @@ def random_k(shards: list[str], k: int, seed: int) -> list[str]:
 
 
 def read_table(table_path: str | Path):
-    """complementarity.tsv as a DataFrame (shard ids kept as text)."""
+    """complementarity.tsv as a DataFrame (shard ids kept as text); a damaged table is a UserError."""
     import pandas as pd
 
-    return pd.read_csv(table_path, sep="\t", dtype={"shard": str})
+    try:
+        df = pd.read_csv(table_path, sep="\t", dtype={"shard": str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        df, why = None, str(exc).splitlines()[0]
+    else:
+        missing = [c for c in ("shard", "mean") if c not in df.columns]
+        why = f"no column {', '.join(map(repr, missing))}" if missing else None
+    if why:
+        raise UserError(
+            f"{table_path} is not a complete Complementarity table ({why}): it was cut short or edited outside the "
+            "workflow; delete it and rerun (Snakemake remakes it)"
+        )
+    return df
 
 
 def selection_of(df, *, k: int, metric: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def run_file(a) -> None:
 
 
 def run_check(a) -> None:
-    from .provenance import atomic_write_text
+    from .atomic import atomic_write_text
     from .records import read_prepared
 
     shards = {stem(path): read_prepared(path) for path in a.shards}

@@ -534,7 +534,7 @@ def run_study(
     ``table`` and ``selection`` are the main run's complementarity.tsv and selection.json (its
     shard models are fine-tuned with seed ``main_seed``); ``seed_scores`` holds the shard scores of the other seeds.
     """
-    from .provenance import atomic_write_text
+    from .atomic import atomic_write_text
     from .report import load_evaluations
     from .selection import read_table
     from .tables import complementarity_table, read_scores, write_tsv

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .atomic import atomic_output
 from .errors import UserError
 from .metric import complementarity, weighted_mean
+from .provenance import read_json
 
 
 def read_scores(path: str | Path) -> dict[str, dict[str, dict[str, float]]]:
-    return json.loads(Path(path).read_text())["scores"]
+    return read_json(path, "scores")["scores"]
 
 
 def complementarity_table(
@@ -45,8 +46,5 @@ def loss_table(base: dict[str, dict[str, float]], shards: dict[str, dict[str, di
 
 
 def write_tsv(df, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")

@@ -14,7 +14,7 @@ import json
 import shlex
 from pathlib import Path
 
-from complementarity.config import ConfigError, validate_config
+from complementarity.config import ConfigError, check_workdir, validate_config
 from complementarity.plan import (
     Plan,
     adapter_dir,
@@ -30,6 +30,9 @@ try:
         base_dir=Path.cwd(),
         announce=list(workflow.overwrite_configfiles or []),
     )
+    if not workflow.dryrun:
+        # results/, logs/, benchmarks/: a read-only or full disk is named, with the fix
+        check_workdir(Path.cwd())
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -102,14 +105,6 @@ def get_pretrain_files(wildcards):
 FINETUNE_RUNTIME = (
     PLAN.finetune_runtime()
 )  # checkpointing: how jobs run, not what they learn
-
-
-def get_batch_divisor(wildcards, attempt):
-    """Retries (snakemake --retries) halve the micro-batch each time; the effective batch is kept.
-
-    Fine-tuning resumes from its last checkpoint, so a retry after running out of memory loses little.
-    """
-    return 2 ** (attempt - 1)
 
 
 def get_finetune_minutes(wildcards):

@@ -32,7 +32,6 @@ rule finetune_shard:
         mem_mb=32000,
         runtime=get_finetune_minutes,
         cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
         # Checkpoint cadence and training logs: resources, not params, so changing them reruns nothing.
         checkpoint_every=FINETUNE_RUNTIME.checkpoint_every,
         keep_checkpoints=int(FINETUNE_RUNTIME.keep_checkpoints),
@@ -56,7 +55,6 @@ rule finetune_shard:
         " {params.selection}"
         " --name {params.name}"
         " --checkpoint-dir {params.checkpoints:q}"
-        " --batch-divisor {resources.batch_divisor}"
         " --out {output.adapter:q}"
         " > {log:q} 2>&1"
 

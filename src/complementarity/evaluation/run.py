@@ -29,6 +29,9 @@ def evaluate_model(
     if adapter:
         from peft import PeftModel
 
+        from ..scoring import check_adapter
+
+        check_adapter(adapter)
         model = PeftModel.from_pretrained(model, str(adapter))
         if base_cfg["quantization"] == "none":
             model = model.merge_and_unload()  # plain weights generate faster; same function
