@@ -195,27 +195,47 @@ def cmd_finetune(a) -> None:
 
 
 def cmd_gather(a) -> None:
-    from .tables import complementarity_table, loss_table, read_scores, write_tsv
+    from .tables import loss_table, read_scores, save_bootstrap, uncertain_table, write_tsv
 
     base = read_scores(a.base_scores)["base"]
     shards: dict[str, dict] = {}
     for f in a.shard_scores:
         shards.update(read_scores(f))
-    write_tsv(complementarity_table(base, shards, metric=a.metric, weights=a.weights), a.out)
+    by_seed: dict[int, dict[str, dict]] = {0: shards}  # key: seed position (0 = finetune.seed)
+    for seed, f in a.seed_scores or []:  # issue 15: extra fine-tuning seeds (selection.seeds > 1)
+        by_seed.setdefault(int(seed), {}).update(read_scores(f))
+    table, boot = uncertain_table(
+        base, by_seed, metric=a.metric, weights=a.weights, k=a.k, resamples=a.resamples,
+        confidence=a.confidence, seed=a.bootstrap_seed,
+    )  # fmt: skip
+    write_tsv(table, a.out)
+    if a.bootstrap:
+        save_bootstrap(boot, a.bootstrap)
     write_tsv(loss_table(base, shards), a.losses)
 
 
 def cmd_select(a) -> None:
     from .tables import select
 
-    sel = select(a.table, k=a.k, metric=a.metric, out=a.out)
-    log.info("selected %s (k=%d, metric %s)", ", ".join(sel["selected"]), a.k, a.metric)
+    sel = select(
+        a.table, k=a.k, metric=a.metric, out=a.out, method=a.method, threshold=a.threshold,
+        bootstrap_path=a.bootstrap, confidence=a.confidence, weights=a.weights,
+    )  # fmt: skip
+    unc = sel.get("uncertainty")
+    log.info(
+        "selected %s (rule %s, k=%d, metric %s)%s", ", ".join(sel["selected"]), a.method, sel["k"], a.metric,
+        f"; P(same top-k) {unc['p_same_topk']:.2f}" if unc else "",
+    )  # fmt: skip
 
 
 def cmd_random_selection(a) -> None:
     from .metric import random_k
     from .provenance import write_json
 
+    if a.k_from:  # issue 15: as many shards as the selection chose (selection.method threshold)
+        a.k = len(json.loads(Path(a.k_from).read_text())["selected"])
+    if a.k is None:
+        raise UserError("random-selection: give --k or --k-from selection.json")
     chosen = random_k(a.shards, a.k, a.seed)
     write_json(a.out, {"k": a.k, "metric": "random", "seed": a.seed, "selected": chosen})
     log.info("random k=%d (seed %d): %s", a.k, a.seed, ", ".join(chosen))
@@ -358,18 +378,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shard-scores", nargs="+", required=True, help="scores JSON of each shard model")
     sp.add_argument("--metric", required=True, help="relative | absolute")
     sp.add_argument("--weights", type=_json, default={}, help="JSON: domain weights (default equal)")
+    sp.add_argument("--seed-scores", type=_pair, nargs="*", help="POSITION=FILE: shard scores of extra seeds 1..S-1")
+    sp.add_argument("--k", type=int, default=2, help="k of P(top-k)")
+    sp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    sp.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    sp.add_argument("--bootstrap-seed", type=int, default=0, help="resampling seed")
+    sp.add_argument("--bootstrap", help="write the resampled table here (.npz) for the selection step")
     sp.add_argument("--out", required=True, help="complementarity.tsv")
     sp.add_argument("--losses", required=True, help="raw loss table TSV")
 
-    sp = add("select", cmd_select, "Keep the k best shards by mean Complementarity.")
+    sp = add("select", cmd_select, "Choose shards from the Complementarity table with a selection rule.")
     sp.add_argument("--table", required=True, help="complementarity.tsv")
-    sp.add_argument("--k", type=int, required=True, help="number of shards to keep")
+    sp.add_argument("--k", type=int, required=True, help="number of shards to keep (rules topk, coverage)")
     sp.add_argument("--metric", required=True, help="metric the table was computed with (recorded)")
+    sp.add_argument("--method", default="topk", help="selection rule: topk | coverage | threshold")
+    sp.add_argument("--threshold", type=float, default=0.0, help="rule threshold: lower bound to exceed")
+    sp.add_argument("--weights", type=_json, default={}, help="JSON: domain weights (as for gather)")
+    sp.add_argument("--bootstrap", help="the .npz from gather: P(selected) and P(same set) per rule")
+    sp.add_argument("--confidence", type=float, default=0.95, help="P(same top-k) that counts as separated")
     sp.add_argument("--out", required=True, help="selection.json")
 
     sp = add("random-selection", cmd_random_selection, "Baseline: choose k shards at random (seeded).")
     sp.add_argument("--shards", nargs="+", required=True, help="all shard ids")
-    sp.add_argument("--k", type=int, required=True, help="shards to choose")
+    sp.add_argument("--k", type=int, help="shards to choose")
+    sp.add_argument("--k-from", help="selection.json: choose as many shards as it selected")
     sp.add_argument("--seed", type=int, required=True, help="random seed")
     sp.add_argument("--out", required=True, help="selection JSON")
 

@@ -53,12 +53,32 @@ SHARD_GROUPS = add_score_groups("shards", {s: f"results/shards/{s}" for s in SHA
 STUDY_GROUPS = add_score_groups(
     "study", {m: f"results/study/models/{m}" for m in STUDY_MODELS}
 )
+# issue 15: selection.seeds S > 1 ranks shards by the mean of S seeds; the extra seeds are the study's
+# finetune_shard_seed jobs and their scoring groups (one set of jobs, whichever of the two asks more).
+SELECTION_SEEDS = [
+    config["finetune"]["seed"] + i for i in range(config["selection"]["seeds"])
+]
 SEED_GROUPS = {STUDY_SEEDS[0]: SHARD_GROUPS} | {
     seed: add_score_groups(
         f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in SHARDS}
     )
-    for seed in STUDY_SEEDS[1:]
+    for seed in max(STUDY_SEEDS, SELECTION_SEEDS, key=len)[1:]
 }
+
+
+def selection_seed_scores():
+    """Scores of the extra selection seeds (issue 15): [] with selection.seeds 1."""
+    return [g for seed in SELECTION_SEEDS[1:] for g in group_scores(SEED_GROUPS[seed])]
+
+
+def selection_seed_args(wildcards, input):
+    """``POSITION=FILE`` pairs (position 1..S-1 of the seed) for ``complementarity gather``."""
+    pairs = [
+        f"{i}=results/scores/{g}.json"
+        for i, seed in enumerate(SELECTION_SEEDS[1:], start=1)
+        for g in SEED_GROUPS[seed]
+    ]
+    return "--seed-scores " + " ".join(pairs) if pairs else ""
 
 
 def get_group_adapters(wildcards):
@@ -199,10 +219,21 @@ def eval_settings():
     return as_json({k: EVAL[k] for k in keys})
 
 
+# issue 15: with selection.method threshold the number of selected shards is known only after the
+# selection, so the random-k baselines read it from selection.json (and train on --selection).
+RANDOM_K_FROM_SELECTION = config["selection"]["method"] == "threshold"
+
+
+def get_random_selection_input(wildcards):
+    return {"selection": "results/selection.json"} if RANDOM_K_FROM_SELECTION else {}
+
+
 def get_random_shards(wildcards):
     """The k shard files of a random-k baseline: known from (seed, shard ids) when the DAG is built."""
     from complementarity.metric import random_k
 
+    if RANDOM_K_FROM_SELECTION:  # issue 15: k follows from the selection; finetune picks by --selection
+        return expand("results/data/shards/{shard}.jsonl", shard=SHARDS)
     chosen = random_k(SHARDS, config["selection"]["k"], int(wildcards.seed))
     return expand("results/data/shards/{shard}.jsonl", shard=chosen)
 

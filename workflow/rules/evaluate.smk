@@ -47,6 +47,8 @@ rule finetune_all_data:
 
 rule select_random:
     """Baseline: k shards chosen at random with a seed."""
+    input:
+        unpack(get_random_selection_input),  # issue 15: threshold rule: k from the selection
     output:
         selection="results/baselines/random_k/seed{seed}/selection.json",
     log:
@@ -54,12 +56,16 @@ rule select_random:
     conda:
         "../../envs/data.yaml"
     params:
-        k=config["selection"]["k"],
+        k=lambda wildcards, input: (  # issue 15
+            f"--k-from {input.selection}"
+            if RANDOM_K_FROM_SELECTION
+            else f"--k {config['selection']['k']}"
+        ),
         shards=" ".join(SHARDS),
     shell:
         "complementarity random-selection"
         " --shards {params.shards}"
-        " --k {params.k}"
+        " {params.k}"
         " --seed {wildcards.seed}"
         " --out {output.selection:q}"
         " > {log:q} 2>&1"

@@ -11,6 +11,7 @@ rule gather_scores:
     input:
         base="results/scores/base.json",
         shards=group_scores(SHARD_GROUPS),
+        seed_shards=selection_seed_scores(),  # issue 15: selection.seeds > 1
     output:
         table=report(
             "results/complementarity.tsv",
@@ -18,6 +19,7 @@ rule gather_scores:
             category="Complementarity",
         ),
         losses="results/scores/losses.tsv",
+        bootstrap="results/scores/bootstrap.npz",  # issue 15
     log:
         "logs/gather_scores/gather_scores.log",
     conda:
@@ -25,21 +27,33 @@ rule gather_scores:
     params:
         metric=config["selection"]["metric"],
         weights=as_json(config["selection"]["weights"]),
+        k=config["selection"]["k"],  # issue 15: P(top-k)
+        resamples=config["selection"]["bootstrap"]["resamples"],
+        confidence=config["selection"]["bootstrap"]["confidence"],
+        bootstrap_seed=config["selection"]["bootstrap"]["seed"],
+        seed_scores=selection_seed_args,  # issue 15
     shell:
         "complementarity gather"
         " --base-scores {input.base:q}"
         " --shard-scores {input.shards:q}"
+        " {params.seed_scores}"
         " --metric {params.metric}"
         " --weights {params.weights:q}"
+        " --k {params.k}"
+        " --resamples {params.resamples}"
+        " --confidence {params.confidence}"
+        " --bootstrap-seed {params.bootstrap_seed}"
+        " --bootstrap {output.bootstrap:q}"
         " --out {output.table:q}"
         " --losses {output.losses:q}"
         " > {log:q} 2>&1"
 
 
 rule select_topk:
-    """Keep the k shards with the highest mean Complementarity (ties: smaller shard id)."""
+    """Choose shards with the rule selection.method (default topk: the k best means; ties: smaller id)."""
     input:
         table="results/complementarity.tsv",
+        bootstrap="results/scores/bootstrap.npz",  # issue 15
     output:
         selection="results/selection.json",
     log:
@@ -49,11 +63,20 @@ rule select_topk:
     params:
         k=config["selection"]["k"],
         metric=config["selection"]["metric"],
+        method=config["selection"]["method"],  # issue 15
+        threshold=config["selection"]["threshold"],  # issue 15
+        weights=as_json(config["selection"]["weights"]),  # issue 15
+        confidence=config["selection"]["bootstrap"]["confidence"],  # issue 15
     shell:
         "complementarity select"
         " --table {input.table:q}"
         " --k {params.k}"
         " --metric {params.metric}"
+        " --method {params.method}"
+        " --threshold {params.threshold}"
+        " --weights {params.weights:q}"
+        " --bootstrap {input.bootstrap:q}"
+        " --confidence {params.confidence}"
         " --out {output.selection:q}"
         " > {log:q} 2>&1"
 
