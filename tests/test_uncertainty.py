@@ -169,3 +169,56 @@ def test_table_columns_and_selection_json(tmp_path):
     )
     assert "s4" not in thr["selected"] and thr["uncertainty"]["p_selected"]["s4"] == 0.0
     assert thr["uncertainty"]["p_selected"]["s1"] == 1.0 and thr["k"] == len(thr["selected"]) == 3
+
+
+def _report_inputs(p_same):
+    import pandas as pd
+
+    comp = pd.DataFrame({"shard": ["s1", "s2", "s3"], "a": [0.1, 0.09, -0.2], "b": [0.2, 0.19, -0.1]})
+    comp["mean"] = comp[["a", "b"]].mean(axis=1)
+    comp["mean_ci_low"], comp["mean_ci_high"] = comp["mean"] - 0.02, comp["mean"] + 0.02
+    comp["p_topk"] = [1.0, 0.55, 0.45] if p_same < 0.95 else [1.0, 1.0, 0.0]
+    for d in ("a", "b"):
+        comp[f"{d}_ci_low"], comp[f"{d}_ci_high"] = comp[d] - 0.03, comp[d] + 0.03
+    unc = {
+        "resamples": 1000, "confidence": 0.95, "seeds": 1, "topk": ["s1", "s2"], "p_same_topk": p_same,
+        "separated": p_same >= 0.95, "unsure": ["s2", "s3"] if p_same < 0.95 else [], "p_same_selection": p_same,
+    }  # fmt: skip
+    sel = {"k": 2, "metric": "relative", "method": "topk", "selected": ["s1", "s2"], "uncertainty": unc}
+    return comp, sel
+
+
+def test_report_says_whether_the_top_k_is_separated(tmp_path):
+    from complementarity.report import UNSURE, selection_lines
+
+    comp, sel = _report_inputs(0.55)
+    text = "\n".join(selection_lines(comp, sel))
+    assert "**The top 2 is NOT separated from the rest**" in text and "only 55% of 1000" in text
+    assert "does not decide between s2, s3" in text
+    assert "| s2 ✔ | +0.0900 | +0.1900 | +0.1400 | [+0.1200, +0.1600] | 0.55 ⚠ |" in text
+    assert "| s1 ✔ | +0.1000 | +0.2000 | +0.1500 | [+0.1300, +0.1700] | 1.00 |" in text
+    comp, sel = _report_inputs(0.99)
+    text = "\n".join(selection_lines(comp, sel))
+    assert "**The top 2 is separated from the rest**: the same 2 shards are the top 2 in 99%" in text
+    assert "⚠ |" not in text and UNSURE == (0.2, 0.8)
+    sel["method"], sel["selected"], sel["k"] = "coverage", ["s1", "s3"], 2
+    text = "\n".join(selection_lines(comp, sel))
+    assert "by rule **coverage (greedy, every domain served)**, 2 shard(s)" in text and "**s1**, **s3**" in text
+    assert "This rule picks the same set in 99% of the resamples." in text
+    # The heatmap takes only the domains and the mean (not the interval columns).
+    from complementarity.report import figures
+
+    comp, sel = _report_inputs(0.55)  # s2 and s3 get the "?" mark
+    written = figures(pd_eval(), comp, sel, tmp_path, confidence=0.95)
+    assert (tmp_path / "complementarity_heatmap.png").stat().st_size > 5000 and written
+
+
+def pd_eval():
+    import pandas as pd
+
+    rows = [
+        {"model": m, "domain": d, "score": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}
+        for m in ("base", "final")
+        for d in ("a", "b")
+    ]
+    return pd.DataFrame(rows)

@@ -300,6 +300,15 @@ def cmd_study(a) -> None:
     )  # fmt: skip
 
 
+def cmd_compare_rules(a) -> None:  # issue 15
+    from .rule_study import run_rule_study
+
+    run_rule_study(
+        a.evaluations, a.selections, confidence=a.confidence, resamples=a.resamples, tiny=a.tiny,
+        out_table=a.table, out_report=a.report,
+    )  # fmt: skip
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -453,6 +462,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     sp.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
     sp.add_argument("--out-dir", required=True, help="writes tables, report.md and figures/ here")
+
+    sp = add("compare-rules", cmd_compare_rules, "Test accuracy of the model each selection rule selects.")
+    sp.add_argument(
+        "--evaluations", type=_pair, nargs="+", required=True, help="RULE=evaluation JSON (reference first)"
+    )
+    sp.add_argument("--selections", type=_pair, nargs="+", required=True, help="RULE=selection.json")
+    sp.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    sp.add_argument("--resamples", type=int, default=2000, help="paired bootstrap resamples")
+    sp.add_argument("--tiny", action="store_true", help="say that this is a tiny-model smoke run")
+    sp.add_argument("--table", required=True, help="output rules.tsv")
+    sp.add_argument("--report", required=True, help="output rules.md")
     return p
 
 

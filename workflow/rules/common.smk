@@ -195,6 +195,8 @@ def adapter_dir(model):
         return "results/baselines/all_data"
     if model.startswith("study-"):
         return f"results/study/models/{model.removeprefix('study-')}"
+    if model.startswith("rule-"):  # issue 15: the study's selection-rule comparison
+        return f"results/study/rules/{model.removeprefix('rule-')}/adapter"
     if model.startswith("random_k_seed"):
         return f"results/baselines/random_k/seed{model.removeprefix('random_k_seed')}/adapter"
     return f"results/shards/{model.removeprefix('shard-')}"
@@ -232,7 +234,9 @@ def get_random_shards(wildcards):
     """The k shard files of a random-k baseline: known from (seed, shard ids) when the DAG is built."""
     from complementarity.metric import random_k
 
-    if RANDOM_K_FROM_SELECTION:  # issue 15: k follows from the selection; finetune picks by --selection
+    if (
+        RANDOM_K_FROM_SELECTION
+    ):  # issue 15: k follows from the selection; finetune picks by --selection
         return expand("results/data/shards/{shard}.jsonl", shard=SHARDS)
     chosen = random_k(SHARDS, config["selection"]["k"], int(wildcards.seed))
     return expand("results/data/shards/{shard}.jsonl", shard=chosen)
@@ -266,3 +270,23 @@ def seed_score_args(wildcards, input):
         for seed in STUDY_SEEDS
         for g in SEED_GROUPS[seed]
     )
+
+
+# --- issue 15: selection rules compared by test accuracy (study.rules) -------------------------------
+RULES = list(STUDY["rules"])
+OTHER_RULES = [r for r in RULES if r != config["selection"]["method"]]
+
+
+def get_rule_outputs(method):
+    """(evaluation, selection) of one rule's model; the configured rule's is the main run's final model."""
+    if method == config["selection"]["method"]:
+        return "results/evaluation/final.json", "results/selection.json"
+    return (
+        f"results/evaluation/rule-{method}.json",
+        f"results/study/rules/{method}/selection.json",
+    )
+
+
+def get_rule_args(which):
+    """``RULE=FILE`` pairs for ``complementarity compare-rules`` (0: evaluations, 1: selections)."""
+    return " ".join(f"{r}={get_rule_outputs(r)[which]}" for r in RULES)

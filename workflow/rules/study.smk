@@ -15,6 +15,7 @@ rule study:
     """Target: the study's tables, report and figures."""
     input:
         "results/study/report.md",
+        "results/study/rules.tsv" if RULES else [],  # issue 15
 
 
 rule study_data:
@@ -154,4 +155,117 @@ rule analyze_study:
         " --resamples {params.resamples}"
         " {params.tiny}"
         " --out-dir results/study"
+        " > {log:q} 2>&1"
+
+
+# --- issue 15: selection rules compared by test accuracy ---------------------------------------------
+
+
+rule select_rule:
+    """The shards one selection rule chooses from the main run's table (same k, same bootstrap)."""
+    input:
+        table="results/complementarity.tsv",
+        bootstrap="results/scores/bootstrap.npz",
+    output:
+        selection="results/study/rules/{method}/selection.json",
+    log:
+        "logs/select_rule/{method}.log",
+    wildcard_constraints:
+        method="topk|coverage|threshold",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        k=config["selection"]["k"],
+        metric=config["selection"]["metric"],
+        threshold=config["selection"]["threshold"],
+        weights=as_json(config["selection"]["weights"]),
+        confidence=config["selection"]["bootstrap"]["confidence"],
+    shell:
+        "complementarity select"
+        " --table {input.table:q}"
+        " --k {params.k}"
+        " --metric {params.metric}"
+        " --method {wildcards.method}"
+        " --threshold {params.threshold}"
+        " --weights {params.weights:q}"
+        " --bootstrap {input.bootstrap:q}"
+        " --confidence {params.confidence}"
+        " --out {output.selection:q}"
+        " > {log:q} 2>&1"
+
+
+rule finetune_rule:
+    """Fine-tune M on the union of the shards one rule selected (as finetune_final)."""
+    input:
+        base="results/base_model",
+        selection="results/study/rules/{method}/selection.json",
+        shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
+    output:
+        adapter=directory("results/study/rules/{method}/adapter"),
+    log:
+        "logs/finetune_rule/{method}.log",
+    benchmark:
+        "benchmarks/finetune_rule/{method}.tsv"
+    wildcard_constraints:
+        method="topk|coverage|threshold",
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=480,
+        cpus_per_task=lambda wildcards, threads: threads,
+        batch_divisor=get_batch_divisor,
+    params:
+        base_model=as_json(config["base_model"]),
+        finetune=as_json(config["finetune"]),
+    shell:
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
+        "complementarity finetune"
+        " --base {input.base:q}"
+        " --base-model {params.base_model:q}"
+        " --finetune {params.finetune:q}"
+        " --train {input.shards:q}"
+        " --selection {input.selection:q}"
+        " --name rule-{wildcards.method}"
+        " --checkpoint-dir results/checkpoints/rule-{wildcards.method}"
+        " --batch-divisor {resources.batch_divisor}"
+        " --out {output.adapter:q}"
+        " > {log:q} 2>&1"
+
+
+rule compare_rules:
+    """rules.tsv / rules.md: test accuracy of each rule's model, and its paired difference from the first."""
+    input:
+        evaluations=[get_rule_outputs(r)[0] for r in RULES],
+        selections=[get_rule_outputs(r)[1] for r in RULES],
+    output:
+        table=report(
+            "results/study/rules.tsv",
+            caption="../report/study_rules.rst",
+            category="Study",
+        ),
+        report="results/study/rules.md",
+    log:
+        "logs/compare_rules/compare_rules.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        evaluations=get_rule_args(0),
+        selections=get_rule_args(1),
+        confidence=EVAL["confidence"],
+        resamples=EVAL["bootstrap_resamples"],
+        tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
+    shell:
+        "complementarity compare-rules"
+        " --evaluations {params.evaluations}"
+        " --selections {params.selections}"
+        " --confidence {params.confidence}"
+        " --resamples {params.resamples}"
+        " {params.tiny}"
+        " --table {output.table:q}"
+        " --report {output.report:q}"
         " > {log:q} 2>&1"
