@@ -104,3 +104,24 @@ def test_select_writes_the_rule_and_its_count(tmp_path, method, expected):
     assert sel["selected"] == expected and sel["k"] == len(expected) and sel["method"] == method
     assert sel["ranking"] == ["a1", "a2", "flat", "b1", "bad"]
     assert ("threshold" in sel) == (method == "threshold")
+
+
+def test_cli_threshold_with_no_passing_shard_fails_and_random_k_takes_the_selected_count(tmp_path):
+    from conftest import run_cli
+
+    lower = {"a1": 0.20, "a2": 0.02, "b1": 0.05, "flat": -0.01, "bad": -0.2}
+    table = _table_file(tmp_path, lower)
+    args = ["select", "--table", str(table), "--k", "2", "--metric", "relative", "--method", "threshold"]
+    proc = run_cli(*args, "--threshold", "0.5", "--out", str(tmp_path / "none.json"), check=False)
+    assert (
+        proc.returncode == 2 and "ERROR: selection.method threshold: no shard's lower confidence bound" in proc.stderr
+    )
+    assert "lower selection.threshold or use selection.method topk" in proc.stderr
+    assert not (tmp_path / "none.json").exists()
+    run_cli(*args, "--threshold", "0.0", "--out", str(tmp_path / "sel.json"))
+    assert json.loads((tmp_path / "sel.json").read_text())["selected"] == ["a1", "a2", "b1"]
+    out = tmp_path / "random.json"
+    run_cli(
+        "random-selection", "--shards", *TABLE, "--k-from", str(tmp_path / "sel.json"), "--seed", "1", "--out", str(out)
+    )
+    assert len(json.loads(out.read_text())["selected"]) == 3
