@@ -99,7 +99,10 @@ def test_paper_config_builds_its_dag_offline(scratch):
     # The study in full: 4 single + 6 pair models, 3 seeds (20 more shard fine-tunes), every model evaluated.
     study = job_counts(run_snakemake(scratch, "-n", "study", "--configfile", "config/paper.yaml").stdout)
     assert study["finetune_study"] == 10 and study["finetune_shard_seed"] == 20 and study["finetune_shard"] == 10
-    assert study["evaluate_model"] == 1 + 10 + 10 and study["score_group"] == 2 + 2 + 2 * 2
+    # ... and the selection rules compared (study.rules): the final model (topk) and the coverage and
+    # threshold models fine-tuned and evaluated.
+    assert study["evaluate_model"] == 1 + 10 + 10 + 3 and study["score_group"] == 2 + 2 + 2 * 2
+    assert study["finetune_rule"] == 2 and study["compare_rules"] == 1
 
 
 def test_invalid_config_stops_before_any_job(scratch):
