@@ -43,3 +43,26 @@ def test_rules_table_and_verdicts(tmp_path):
     assert "- `coverage` (s1 s3): better than `topk`." in text
     assert "- `threshold` (s1 s2 s4): not distinguishable from `topk`" in text
     assert "| coverage | s1 s3 (2) | b | 40.0 [" in text and "| +30.0 [" in text
+
+
+def test_graded_data_has_the_stated_skew_and_corruption(tmp_path):
+    from complementarity.demo import GENERATORS
+    from complementarity.graded_demo import make_graded_data
+    from complementarity.records import read_prepared
+
+    shards = (("arithmetic", 0.0), ("sort", 0.5))
+    m = make_graded_data(tmp_path, shards=shards, records_per_shard=40, n_train=30, n_test=20)
+    held_out = {
+        ex.prompt
+        for d in GENERATORS
+        for s in ("train", "test")
+        for ex in read_prepared(tmp_path / "domains" / d / f"{s}.jsonl")
+    }
+    for name, spec in m["shards"].items():
+        exs = read_prepared(tmp_path / "shards" / f"{name}.jsonl")
+        assert len(exs) == 40 and not held_out & {ex.prompt for ex in exs}
+        assert spec["records"][spec["home"]] == 28  # 70% home domain
+    sort_shard = read_prepared(tmp_path / "shards" / "g02-sort-c050.jsonl")
+    sorted_ok = [ex for ex in sort_shard if ex.prompt.startswith("sort:")]
+    right = sum(" ".join(sorted(ex.prompt.removeprefix("sort: ").split())) == ex.response for ex in sorted_ok)
+    assert right == len(sorted_ok) // 2  # half of the home-domain records corrupted
