@@ -204,7 +204,7 @@ def test_report_says_whether_the_top_k_is_separated(tmp_path):
     sel["method"], sel["selected"], sel["k"] = "coverage", ["s1", "s3"], 2
     text = "\n".join(selection_lines(comp, sel))
     assert "by rule **coverage (greedy, every domain served)**, 2 shard(s)" in text and "**s1**, **s3**" in text
-    assert "This rule picks the same set in 99% of the resamples." in text
+    assert "This rule picks the same set in 99.0% of the resamples." in text
     # The heatmap takes only the domains and the mean (not the interval columns).
     from complementarity.report import figures
 

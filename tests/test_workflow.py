@@ -207,10 +207,10 @@ def test_study_target_on_the_default_run(default_run):
     """`snakemake study` reuses the main run's models and scores; tables carry CIs and point counts."""
     before = dry_run(default_run, "study")
     # 4 single + 6 pair models; shard models are reused (not retrained), only evaluated.
-    # Selection rules (study.rules): coverage and threshold select, fine-tune and evaluate; topk is `final`.
+    # Selection rules (study.rules: topk, coverage): coverage selects, fine-tunes, evaluates; topk is `final`.
     assert before == {
-        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 22,
-        "analyze_study": 1, "select_rule": 2, "finetune_rule": 2, "compare_rules": 1, "study": 1,
+        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 21,
+        "analyze_study": 1, "select_rule": 1, "finetune_rule": 1, "compare_rules": 1, "study": 1,
     }  # fmt: skip
     run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "study")
     out = default_run / "results" / "study"
@@ -251,7 +251,7 @@ def test_study_target_on_the_default_run(default_run):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5000, fig
     assert dry_run(default_run, "study") == {}
     rules_table = pd.read_csv(out / "rules.tsv", sep="\t")
-    assert list(dict.fromkeys(rules_table["rule"])) == ["topk", "coverage", "threshold"]
+    assert list(dict.fromkeys(rules_table["rule"])) == ["topk", "coverage"]
     assert set(rules_table["scope"]) == {"all", *DEMO_DOMAINS} and (rules_table["ci_low"] <= rules_table["score"]).all()
     topk_row = rules_table[rules_table["rule"] == "topk"].iloc[0]
     assert topk_row["selected"] == " ".join(sel["selected"]) and topk_row["diff_vs_topk"] == 0

@@ -222,7 +222,7 @@ def selection_lines(complementarity, selection: dict[str, Any]) -> list[str]:
         lines += [verdict, ""]
         if method != "topk":
             lines += [
-                f"This rule picks the same set in {unc['p_same_selection']:.0%} of the resamples.",
+                f"This rule picks the same set in {unc['p_same_selection']:.1%} of the resamples.",
                 "",
             ]
     lines += ["## Complementarity (validation)", ""]
