@@ -56,19 +56,17 @@ rule select_random:
     conda:
         "../../envs/data.yaml"
     params:
-        k=lambda wildcards, input: (  # issue 15
-            f"--k-from {input.selection}"
-            if RANDOM_K_FROM_SELECTION
-            else f"--k {config['selection']['k']}"
-        ),
+        k=config["selection"]["k"],
         shards=" ".join(SHARDS),
     shell:
         "complementarity random-selection"
         " --shards {params.shards}"
-        " {params.k}"
+        " --k {params.k}"
         " --seed {wildcards.seed}"
         " --out {output.selection:q}"
-        " > {log:q} 2>&1"
+        # issue 15: with selection.method threshold, as many shards as the selection chose
+        + (" --k-from {input.selection:q}" if RANDOM_K_FROM_SELECTION else "")
+        + " > {log:q} 2>&1"
 
 
 rule finetune_random:
