@@ -274,7 +274,6 @@ def seed_score_args(wildcards, input):
 
 # --- issue 15: selection rules compared by test accuracy (study.rules) -------------------------------
 RULES = list(STUDY["rules"])
-OTHER_RULES = [r for r in RULES if r != config["selection"]["method"]]
 
 
 def get_rule_outputs(method):
