@@ -8,8 +8,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from complementarity.metric import random_k
 from complementarity.report import comparisons, evaluation_table, figures, markdown_report
+from complementarity.selection import random_k
 from complementarity.stats import paired_bootstrap, wilson
 
 

@@ -7,9 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from complementarity import selection_rules as rules
+from complementarity import selection as rules
 from complementarity.errors import UserError
-from complementarity.tables import select, write_tsv
+from complementarity.selection import select
+from complementarity.tables import write_tsv
 
 # Two domains. a1 and a2 both help domain a a lot and b not at all; b1 helps b; flat helps both a little.
 # Means: a1 0.25, a2 0.24, flat 0.15, b1 0.125, bad -0.1.
@@ -29,10 +30,10 @@ def means(table, weights=None):
 
 
 def test_topk_takes_the_best_means_with_ties_to_the_smaller_id():
-    assert rules.topk(means(TABLE), 2) == ["a1", "a2"]
-    assert rules.topk({"s2": 0.1, "s1": 0.1, "s3": 0.0}, 2) == ["s1", "s2"]
+    assert rules.top_k(means(TABLE), 2) == ["a1", "a2"]
+    assert rules.top_k({"s2": 0.1, "s1": 0.1, "s3": 0.0}, 2) == ["s1", "s2"]
     with pytest.raises(UserError, match="k=6 must be between 1 and the number of shards N=5"):
-        rules.topk(means(TABLE), 6)
+        rules.top_k(means(TABLE), 6)
 
 
 def test_coverage_serves_the_domain_top_k_neglects():
@@ -66,9 +67,9 @@ def test_coverage_prefers_a_generalist_when_it_beats_two_specialists():
 def test_threshold_keeps_every_shard_whose_lower_bound_clears_it():
     m = means(TABLE)
     lower = {"a1": 0.20, "a2": 0.02, "b1": 0.05, "flat": -0.01, "bad": -0.2}
-    assert rules.threshold(m, lower, 0.0) == ["a1", "a2", "b1"]  # best mean first
-    assert rules.threshold(m, lower, 0.1) == ["a1"]
-    assert rules.threshold(m, lower, 0.3) == []
+    assert rules.above_threshold(m, lower, 0.0) == ["a1", "a2", "b1"]  # best mean first
+    assert rules.above_threshold(m, lower, 0.1) == ["a1"]
+    assert rules.above_threshold(m, lower, 0.3) == []
     assert rules.choose("threshold", TABLE, k=2, lower=lower, threshold_value=0.03) == ["a1", "b1"]
     with pytest.raises(
         UserError, match=r"no shard's lower confidence bound is above selection.threshold=0.3 \(the best is a1"
@@ -111,7 +112,8 @@ def test_cli_threshold_with_no_passing_shard_fails_and_random_k_takes_the_select
 
     lower = {"a1": 0.20, "a2": 0.02, "b1": 0.05, "flat": -0.01, "bad": -0.2}
     table = _table_file(tmp_path, lower)
-    args = ["select", "--table", str(table), "--k", "2", "--metric", "relative", "--method", "threshold"]
+    args = ["selection", "threshold", "--table", str(table), "--k", "2", "--metric", "relative"]
+    args += ["--weights", "{}", "--confidence", "0.95"]
     proc = run_cli(*args, "--threshold", "0.5", "--out", str(tmp_path / "none.json"), check=False)
     assert (
         proc.returncode == 2 and "ERROR: selection.method threshold: no shard's lower confidence bound" in proc.stderr
@@ -122,6 +124,10 @@ def test_cli_threshold_with_no_passing_shard_fails_and_random_k_takes_the_select
     assert json.loads((tmp_path / "sel.json").read_text())["selected"] == ["a1", "a2", "b1"]
     out = tmp_path / "random.json"
     run_cli(
-        "random-selection", "--shards", *TABLE, "--k-from", str(tmp_path / "sel.json"), "--seed", "1", "--out", str(out)
-    )
-    assert len(json.loads(out.read_text())["selected"]) == 3
+        "selection", "random", "--shards", *TABLE, "--k-from", str(tmp_path / "sel.json"), "--seed", "1",
+        "--out", str(out),
+    )  # fmt: skip
+    drawn = json.loads(out.read_text())
+    assert len(drawn["selected"]) == drawn["k"] == 3 and set(drawn["selected"]) <= set(TABLE)
+    proc = run_cli("selection", "random", "--seed", "1", "--out", str(tmp_path / "r2.json"), check=False)
+    assert proc.returncode == 2 and "--k-from selection.json with --shards" in proc.stderr

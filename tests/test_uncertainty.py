@@ -9,7 +9,8 @@ import pytest
 from scipy import stats as sp
 
 from complementarity.errors import UserError
-from complementarity.tables import complementarity_table, save_bootstrap, select, uncertain_table, write_tsv
+from complementarity.selection import select
+from complementarity.tables import complementarity_table, save_bootstrap, uncertain_table, write_tsv
 from complementarity.uncertainty import bootstrap, summary, top_k_mask
 
 RNG = np.random.default_rng(3)

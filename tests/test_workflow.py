@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import REAL, REPO, copy_workflow, job_counts, run_snakemake
 
-from complementarity.metric import random_k
+from complementarity.selection import random_k
 
 pytestmark = pytest.mark.workflow
 
@@ -92,7 +92,7 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
-    for command in ("finetune", "score", "evaluate"):
+    for command in ("finetune", "scoring", "evaluation"):
         gpu_lines = [ln for ln in proc.stdout.splitlines() if f"complementarity {command} " in ln]
         prefix = f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 complementarity {command} "
         assert gpu_lines and all(prefix in ln for ln in gpu_lines), command
@@ -335,6 +335,19 @@ def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default
     assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
     assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
+    # ... and what follows them: their scoring, the fan-in, the report.
+    assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
+
+
+def test_changing_checkpointing_reruns_nothing(default_run):
+    """Checkpoint cadence and retention change how a fine-tune runs, not the adapter it writes."""
+    path = write_config(
+        default_run, "ckpt.yaml", lambda cfg: cfg["finetune"].update(checkpoint_every=7, keep_checkpoints=True)
+    )
+    assert dry_run(default_run, "--configfile", path) == {}
+    # The value still reaches the job (as a resource, which Snakemake does not compare between runs).
+    proc = run_snakemake(default_run, "-n", "-p", "--forcerun", "finetune_final", "--configfile", path)
+    assert "--checkpoint-every 7 --keep-checkpoints 1" in proc.stdout
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):

@@ -1,4 +1,4 @@
-"""The fan-in: Complementarity table from the loss scores, and the top-k selection."""
+"""The fan-in: the Complementarity table and the loss table from the scoring jobs' score files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from .errors import UserError
 from .metric import complementarity, weighted_mean
-from .provenance import write_json
 
 
 def read_scores(path: str | Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -131,96 +130,3 @@ def score_columns(df) -> list[str]:
     """The domain columns and ``mean`` of complementarity.tsv (without the uncertainty columns after it)."""
     cols = [c for c in df.columns if c != "shard"]
     return cols[: cols.index(DOMAIN_COLUMNS_END) + 1]
-
-
-def select(
-    table_path: str | Path,
-    *,
-    k: int,
-    metric: str,
-    out: str | Path,
-    method: str = "topk",
-    threshold: float = 0.0,
-    bootstrap_path: str | Path | None = None,
-    confidence: float = 0.95,
-    weights: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Read the Complementarity table, choose shards with rule ``method``, write selection.json.
-
-    With the bootstrap (``bootstrap_path``), selection.json also says how sure the choice is: P(top-k)
-    and P(selected by this rule) per shard, and the probabilities that the top-k / this rule's set
-    come out the same in a resample (``separated``: P(same top-k) >= ``confidence``).
-    """
-    import pandas as pd
-
-    from . import selection_rules as rules
-
-    df = pd.read_csv(table_path, sep="\t", dtype={"shard": str})
-    cols = score_columns(df)
-    domains = cols[:-1]
-    table = {row["shard"]: {d: float(row[d]) for d in domains} for _, row in df.iterrows()}
-    lower = dict(zip(df["shard"], df["mean_ci_low"], strict=True)) if "mean_ci_low" in df else None
-    chosen = rules.choose(method, table, k=k, weights=weights, lower=lower, threshold_value=threshold)
-    means = dict(zip(df["shard"], df["mean"], strict=True))
-    scores = {
-        row["shard"]: {"mean": float(row["mean"]), **{d: float(row[d]) for d in domains}} for _, row in df.iterrows()
-    }
-    selection: dict[str, Any] = {
-        "k": len(chosen),
-        "metric": metric,
-        "method": method,
-        "selected": chosen,
-        "ranking": [s for s, _ in sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "scores": scores,
-    }
-    if method == "threshold":
-        selection["threshold"] = threshold
-    if bootstrap_path is not None:
-        selection["uncertainty"] = _selection_uncertainty(
-            df, load_bootstrap(bootstrap_path), method=method, chosen=chosen, k=k, weights=weights,
-            threshold=threshold, confidence=confidence,
-        )  # fmt: skip
-    write_json(out, selection)
-    return selection
-
-
-def _selection_uncertainty(df, boot, *, method, chosen, k, weights, threshold, confidence) -> dict[str, Any]:
-    from . import selection_rules as rules
-    from .uncertainty import selection_probability, summary
-
-    top = [s for s, _ in sorted(zip(df["shard"], df["mean"], strict=True), key=lambda kv: (-kv[1], kv[0]))[:k]]
-    k_top = min(k, len(df))
-    summ = summary(boot, k=k_top, confidence=confidence)
-    p_topk = {s: float(p) for s, p in zip(boot.shards, summ["p_topk"], strict=True)}
-    if method == "threshold":  # in a resample: is the shard's mean above the threshold?
-
-        def choose_fn(t):
-            m = {s: sum(v * w for v, w in zip(per.values(), boot.weights, strict=True)) for s, per in t.items()}
-            return rules.threshold(m, m, threshold)
-    else:
-
-        def choose_fn(t):
-            return rules.choose(method, t, k=k, weights=weights)
-
-    p_selected, p_same = selection_probability(boot, choose_fn, chosen)
-    intervals = {
-        s: {
-            "mean": [float(row["mean_ci_low"]), float(row["mean_ci_high"])],
-            **{d: [float(row[f"{d}_ci_low"]), float(row[f"{d}_ci_high"])] for d in boot.domains},
-        }
-        for _, row in df.iterrows()
-        for s in [row["shard"]]
-    }
-    return {
-        "resamples": int(boot.resampled.shape[0]),
-        "confidence": confidence,
-        "seeds": boot.seeds,
-        "topk": top,
-        "p_topk": p_topk,
-        "p_same_topk": summ["p_same_topk"],
-        "separated": summ["p_same_topk"] >= confidence,
-        "unsure": [s for s in sorted(p_topk, key=lambda s: (-p_topk[s], s)) if 0.2 <= p_topk[s] <= 0.8],
-        "p_selected": p_selected,
-        "p_same_selection": p_same,
-        "intervals": intervals,
-    }

@@ -4,10 +4,12 @@ Reuses the main run's base model, shard models, scores and evaluations; adds fin
 domains and on pairs of domains (equal example counts), their scores and evaluations, the shard
 models' evaluations, and (study.seeds > 1) the shard fine-tunes repeated with more seeds.
 
-REQUIRED INPUTS: prepared domain data with test sets, results/base_model/, the shard models.
+REQUIRED INPUTS: prepared domain data with test sets, results/base_model/, the shard models, the main
+run's results/complementarity.tsv and results/selection.json (the first seed's, reused).
 OUTPUTS: results/study/data/{study_model}.jsonl, results/study/models/{study_model}/,
 results/study/seeds/seed{seed}/{shard}/, results/study/{correlation,correlation_points,predictors,
-predictor_draws,seed_selection}.tsv, results/study/report.md, results/study/figures/*.{png,svg}.
+predictor_draws,seed_selection}.tsv, results/study/report.md, results/study/figures/*.{png,svg};
+study.rules: results/study/rules/{method}/{selection.json,adapter/}, results/study/rules.{tsv,md}.
 """
 
 
@@ -15,7 +17,7 @@ rule study:
     """Target: the study's tables, report and figures."""
     input:
         "results/study/report.md",
-        "results/study/rules.tsv" if RULES else [],  # issue 15
+        "results/study/rules.tsv" if PLAN.rules else [],
 
 
 rule study_data:
@@ -23,21 +25,21 @@ rule study_data:
     input:
         train=get_prepared("train"),
     output:
-        data=expand("results/study/data/{study_model}.jsonl", study_model=STUDY_MODELS),
+        data=expand(
+            "results/study/data/{study_model}.jsonl", study_model=PLAN.study_models
+        ),
         manifest="results/study/data/manifest.json",
     log:
         "logs/study_data/study_data.log",
     conda:
         "../../envs/data.yaml"
     params:
-        train=lambda wildcards, input: " ".join(
-            f"{d}={f}" for d, f in zip(DOMAINS, input.train)
-        ),
-        models=as_json(STUDY_MODELS),
+        train=lambda wildcards, input: pairs(DOMAINS, input.train),
+        models=as_json(PLAN.study_models),
         examples=json.dumps(STUDY["examples_per_model"]),
         seed=STUDY["seed"],
     shell:
-        "complementarity study-data"
+        "complementarity study data"
         " --train {params.train}"
         " --models {params.models:q}"
         " --seed {params.seed}"
@@ -69,9 +71,7 @@ use rule finetune_shard as finetune_shard_seed with:
     benchmark:
         "benchmarks/finetune_shard_seed/seed{seed}/{shard}.tsv"
     params:
-        finetune=lambda wildcards: as_json(
-            {**config["finetune"], "seed": int(wildcards.seed)}
-        ),
+        finetune=lambda wildcards: PLAN.finetune_params(seed=int(wildcards.seed)),
         name=lambda wildcards: f"{wildcards.shard}-seed{wildcards.seed}",
         checkpoints=lambda wildcards: f"results/checkpoints/seed{wildcards.seed}/{wildcards.shard}",
 
@@ -80,11 +80,19 @@ rule analyze_study:
     """Correlation (Table 1), predictor comparison, seed variance: tables, report, figures."""
     input:
         base_scores="results/scores/base.json",
-        study_scores=group_scores(STUDY_GROUPS),
-        seed_scores=[g for seed in STUDY_SEEDS for g in group_scores(SEED_GROUPS[seed])],
-        evaluations=lambda wildcards: expand(
-            "results/evaluation/{model}.json", model=study_eval_models()
+        study_scores=group_scores(PLAN.study_groups),
+        table="results/complementarity.tsv",
+        selection="results/selection.json",
+        # selection.seeds > 1: the table is a seed mean; the main seed's own scores
+        main_scores=(
+            group_scores(PLAN.shard_groups) if len(PLAN.selection_seeds) > 1 else []
         ),
+        seed_scores=[
+            g
+            for seed in PLAN.study_seeds[1:]
+            for g in group_scores(PLAN.seed_groups[seed])
+        ],
+        evaluations=get_study_evaluations,
         manifest="results/study/data/manifest.json",
     output:
         report=report(
@@ -133,18 +141,26 @@ rule analyze_study:
         "../../envs/data.yaml"
     params:
         seed_scores=seed_score_args,
+        main_scores=lambda wildcards, input: (
+            f"--main-scores {' '.join(input.main_scores)}" if input.main_scores else ""
+        ),
         metric=config["selection"]["metric"],
         weights=as_json(config["selection"]["weights"]),
         k=config["selection"]["k"],
+        main_seed=config["finetune"]["seed"],
         settings=as_json(STUDY),
         confidence=EVAL["confidence"],
         resamples=EVAL["bootstrap_resamples"],
         tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
     shell:
-        "complementarity study"
+        "complementarity study analyze"
         " --base-scores {input.base_scores:q}"
         " --study-scores {input.study_scores:q}"
-        " --seed-scores {params.seed_scores}"
+        " --table {input.table:q}"
+        " --selection {input.selection:q}"
+        " --main-seed {params.main_seed}"
+        " {params.seed_scores}"
+        " {params.main_scores}"
         " --evaluations {input.evaluations:q}"
         " --study-manifest {input.manifest:q}"
         " --metric {params.metric}"
@@ -158,7 +174,7 @@ rule analyze_study:
         " > {log:q} 2>&1"
 
 
-# --- issue 15: selection rules compared by test accuracy ---------------------------------------------
+# --- selection rules compared by test accuracy (study.rules) -----------------------------------------
 
 
 rule select_rule:
@@ -170,8 +186,6 @@ rule select_rule:
         selection="results/study/rules/{method}/selection.json",
     log:
         "logs/select_rule/{method}.log",
-    wildcard_constraints:
-        method="topk|coverage|threshold",
     localrule: True
     conda:
         "../../envs/data.yaml"
@@ -182,11 +196,10 @@ rule select_rule:
         weights=as_json(config["selection"]["weights"]),
         confidence=config["selection"]["bootstrap"]["confidence"],
     shell:
-        "complementarity select"
+        "complementarity selection {wildcards.method}"
         " --table {input.table:q}"
         " --k {params.k}"
         " --metric {params.metric}"
-        " --method {wildcards.method}"
         " --threshold {params.threshold}"
         " --weights {params.weights:q}"
         " --bootstrap {input.bootstrap:q}"
@@ -195,52 +208,28 @@ rule select_rule:
         " > {log:q} 2>&1"
 
 
-rule finetune_rule:
-    """Fine-tune M on the union of the shards one rule selected (as finetune_final)."""
+# Fine-tune M on the union of the shards one rule selected (as finetune_final).
+use rule finetune_final as finetune_rule with:
     input:
         base="results/base_model",
         selection="results/study/rules/{method}/selection.json",
-        shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
+        train=get_shard_files(),
     output:
         adapter=directory("results/study/rules/{method}/adapter"),
     log:
         "logs/finetune_rule/{method}.log",
     benchmark:
         "benchmarks/finetune_rule/{method}.tsv"
-    wildcard_constraints:
-        method="topk|coverage|threshold",
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=480,
-        cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
     params:
-        base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
-    shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity finetune"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --finetune {params.finetune:q}"
-        " --train {input.shards:q}"
-        " --selection {input.selection:q}"
-        " --name rule-{wildcards.method}"
-        " --checkpoint-dir results/checkpoints/rule-{wildcards.method}"
-        " --batch-divisor {resources.batch_divisor}"
-        " --out {output.adapter:q}"
-        " > {log:q} 2>&1"
+        name=lambda wildcards: f"rule-{wildcards.method}",
+        checkpoints=lambda wildcards: f"results/checkpoints/rule-{wildcards.method}",
 
 
 rule compare_rules:
     """rules.tsv / rules.md: test accuracy of each rule's model, and its paired difference from the first."""
     input:
-        evaluations=[get_rule_outputs(r)[0] for r in RULES],
-        selections=[get_rule_outputs(r)[1] for r in RULES],
+        evaluations=[PLAN.rule_outputs(r)[0] for r in PLAN.rules],
+        selections=[PLAN.rule_outputs(r)[1] for r in PLAN.rules],
     output:
         table=report(
             "results/study/rules.tsv",
@@ -254,13 +243,13 @@ rule compare_rules:
     conda:
         "../../envs/data.yaml"
     params:
-        evaluations=get_rule_args(0),
-        selections=get_rule_args(1),
+        evaluations=rule_args(0),
+        selections=rule_args(1),
         confidence=EVAL["confidence"],
         resamples=EVAL["bootstrap_resamples"],
         tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
     shell:
-        "complementarity compare-rules"
+        "complementarity study rules"
         " --evaluations {params.evaluations}"
         " --selections {params.selections}"
         " --confidence {params.confidence}"

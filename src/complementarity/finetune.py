@@ -16,45 +16,15 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .modeling import Encoded, collate, encode_all, load_base
+from .modeling import Encoded, collate, encode_all, length_grouped_batches, load_base, set_seed
 from .provenance import provenance, write_json
 from .records import Example
 
 log = logging.getLogger(__name__)
-
-
-def set_seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def length_grouped_batches(
-    items: list[Encoded], batch_size: int, *, seed: int, group: int = 32
-) -> Iterator[list[Encoded]]:
-    """Shuffle, sort by length within windows of ``group`` batches, then shuffle the batches.
-
-    Sequences of similar length share a batch (little padding) while the order stays random.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(items)))
-    rng.shuffle(order)
-    batches: list[list[int]] = []
-    window = batch_size * group
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: len(items[i].input_ids))
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    for b in batches:
-        yield [items[i] for i in b]
 
 
 # Architectures whose logits are exactly lm_head(decoder output): no soft-capping or logit scaling.
@@ -460,3 +430,66 @@ def save_adapter(model, out_dir: str | Path, metrics: dict[str, Any], prov: dict
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+
+
+# --- CLI: complementarity finetune ------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument(
+        "--finetune", type=json_arg, required=True,
+        help="JSON: config `finetune` section, the keys that decide the adapter (FinetuneSettings.result_keys)",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint-every", type=int, required=True, help="config finetune.checkpoint_every")
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        choices=[0, 1],
+        required=True,
+        help="config finetune.keep_checkpoints (1 = keep)",
+    )
+    parser.add_argument("--train", nargs="+", required=True, help="prepared JSONL files")
+    parser.add_argument("--selection", help="selection.json: train on the union of its selected shards only")
+    parser.add_argument("--name", default="adapter", help="name used in logs and metrics")
+    parser.add_argument(
+        "--checkpoint-dir", help="resumable checkpoints go here (outside --out); resumed from if present"
+    )
+    parser.add_argument(
+        "--batch-divisor", type=int, default=1,
+        help="divide the micro-batch by this (OOM retries); the effective batch is kept",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="output adapter folder")
+
+
+def selected_files(files: list[str], selection: str | Path | None) -> list[str]:
+    """The ``files`` of the shards a selection.json selected, in its order (all of them without one)."""
+    from .arguments import stem
+
+    if not selection:
+        return list(files)
+    chosen = json.loads(Path(selection).read_text())["selected"]
+    by_id = {stem(f): f for f in files}
+    missing = [s for s in chosen if s not in by_id]
+    if missing:
+        raise UserError(f"{selection}: selected shard(s) {missing} are not among --train files {sorted(by_id)}")
+    log.info("fine-tuning on the union of %s", ", ".join(chosen))
+    return [by_id[s] for s in chosen]
+
+
+def run(args) -> None:
+    from dataclasses import asdict
+
+    from .records import read_prepared
+    from .settings import FinetuneSettings
+
+    runtime = {"checkpoint_every": args.checkpoint_every, "keep_checkpoints": bool(args.keep_checkpoints)}
+    ft = asdict(FinetuneSettings.from_dict({**args.finetune, **runtime}))
+    examples = [ex for f in selected_files(args.train, args.selection) for ex in read_prepared(f)]
+    finetune(
+        examples, args.base, args.out, base_cfg=args.base_model, ft=ft, name=args.name,
+        checkpoint_dir=args.checkpoint_dir, batch_divisor=args.batch_divisor,
+    )  # fmt: skip

@@ -1,0 +1,258 @@
+"""What the workflow plans before any job runs: which models exist, their names, their folders.
+
+The rule files build one :class:`Plan` from the validated config and ask it for their jobs'
+wildcards and paths; nothing here touches data or models, so it is cheap and unit-tested.
+
+Model names (one protocol, parsed by :func:`parse_model`, used by the report and the study):
+
+    base                 the base model M
+    final                M fine-tuned on the k selected shards
+    all_data             M fine-tuned on every shard (baseline)
+    random_k_seed<s>     M fine-tuned on k shards drawn at random with seed s (baseline)
+    shard-<id>           M_i, fine-tuned on shard <id>
+    study-<id>           a study model fine-tuned on one domain or a pair (``a+b``)
+    rule-<method>        the study's rule comparison: M fine-tuned on what rule <method> selected
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .config import evaluators, local_paths, shard_files, shard_ids
+from .errors import ConfigError
+from .selection import random_k
+from .settings import EvaluationSettings, FinetuneSettings, ScoringSettings
+
+SPLITS = ("train", "validation", "test")
+PAIR_SEP = "+"  # joins the two domains of a pair model's id
+
+# --- model names ------------------------------------------------------------------------------------
+
+BASE, FINAL, ALL_DATA = "base", "final", "all_data"
+SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX, RULE_PREFIX = "shard-", "study-", "random_k_seed", "rule-"
+
+
+class ModelName(NamedTuple):
+    kind: str  # base | final | all_data | random_k | shard | study | rule
+    id: str | None  # the shard id, the study model id or the seed (as text); None for the others
+
+
+def shard_model(shard: str) -> str:
+    return SHARD_PREFIX + shard
+
+
+def study_model(model: str) -> str:
+    return STUDY_PREFIX + model
+
+
+def random_model(seed: int) -> str:
+    return f"{RANDOM_PREFIX}{seed}"
+
+
+def rule_model(method: str) -> str:
+    return RULE_PREFIX + method
+
+
+def parse_model(name: str) -> ModelName:
+    """The kind and id of a model name (see the module docstring); unknown names are an error."""
+    if name in (BASE, FINAL, ALL_DATA):
+        return ModelName(name, None)
+    prefixes = ((SHARD_PREFIX, "shard"), (STUDY_PREFIX, "study"), (RANDOM_PREFIX, "random_k"), (RULE_PREFIX, "rule"))
+    for prefix, kind in prefixes:
+        if name.startswith(prefix) and name != prefix:
+            ident = name.removeprefix(prefix)
+            if kind == "random_k" and not ident.isdigit():
+                break
+            return ModelName(kind, ident)
+    raise ValueError(
+        f"unknown model name {name!r}; expected base, final, all_data, random_k_seed<seed>, shard-<id>, "
+        "study-<id> or rule-<method>"
+    )
+
+
+def is_kind(name: str, kind: str) -> bool:
+    """Whether ``name`` parses as a model of ``kind`` (False for names outside the protocol)."""
+    try:
+        return parse_model(name).kind == kind
+    except ValueError:
+        return False
+
+
+def study_models(domains: list[str], pairs: bool = True) -> dict[str, list[str]]:
+    """{model id: domains it is trained on}: each single domain, then each pair (ids like ``a+b``)."""
+    models = {d: [d] for d in domains}
+    if pairs:
+        models |= {f"{a}{PAIR_SEP}{b}": [a, b] for a, b in itertools.combinations(domains, 2)}
+    return models
+
+
+def score_groups(prefix: str, adapters: dict[str, str], size: int) -> dict[str, dict[str, str]]:
+    """Split {adapter name: folder} into scoring groups of at most ``size``: {group id: {name: folder}}.
+
+    Ids are ``<prefix>-<n>``, zero-padded to the width of the last n, so they sort in order.
+    """
+    items = list(adapters.items())
+    width = len(str(max(1, -(-len(items) // size))))
+    return {
+        f"{prefix}-{n:0{width}d}": dict(items[start : start + size])
+        for n, start in enumerate(range(0, len(items), size), start=1)
+    }
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Everything the rule files need to know about the jobs of one validated config."""
+
+    config: dict[str, Any]
+    domains: list[str] = field(init=False)
+    shards: list[str] = field(init=False)
+    tested: list[str] = field(init=False)  # domains with a test set, in config order
+    study_models: dict[str, list[str]] = field(init=False)
+    study_seeds: list[int] = field(init=False)  # the first is the main run's seed
+    selection_seeds: list[int] = field(init=False)  # selection.seeds: seeds ranked by their mean
+    groups: dict[str, dict[str, str]] = field(init=False)  # every scoring group: {group: {name: folder}}
+    shard_groups: list[str] = field(init=False)
+    study_groups: list[str] = field(init=False)
+    seed_groups: dict[int, list[str]] = field(init=False)
+    random_draws: dict[int, list[str]] = field(init=False)  # random-k baseline: seed -> shards, drawn once
+    rules: list[str] = field(init=False)  # study.rules: selection rules compared by test accuracy
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.domains = list(cfg["domains"])
+        self.shards = shard_ids(cfg)
+        self.tested = [d for d in self.domains if cfg["domains"][d].get("test") is not None]
+        self.study_models = study_models(self.domains, cfg["study"]["pairs"])
+        first = cfg["finetune"]["seed"]
+        self.study_seeds = [first + i for i in range(cfg["study"]["seeds"])]
+        self.selection_seeds = [first + i for i in range(cfg["selection"]["seeds"])]
+        size = cfg["scoring"]["group_size"]
+        self.groups = {}
+
+        def add(prefix: str, adapters: dict[str, str]) -> list[str]:
+            new = score_groups(prefix, adapters, size)
+            self.groups |= new
+            return list(new)
+
+        self.shard_groups = add("shards", {s: adapter_dir(shard_model(s)) for s in self.shards})
+        self.study_groups = add("study", {m: adapter_dir(study_model(m)) for m in self.study_models})
+        # One set of extra-seed fine-tunes and scoring groups (the study's finetune_shard_seed jobs)
+        # serves both the study's seed analysis and selection.seeds: whichever asks for more seeds.
+        self.seed_groups = {first: self.shard_groups} | {
+            seed: add(f"seed{seed}", {s: seed_adapter_dir(seed, s) for s in self.shards})
+            for seed in max(self.study_seeds, self.selection_seeds, key=len)[1:]
+        }
+        k = cfg["selection"]["k"]
+        seeds = cfg["evaluation"]["random_k_seeds"]
+        # With selection.method threshold, k is known only after the selection: the random-k jobs
+        # draw then (select_random --k-from), and train on every shard file filtered by their selection.
+        self.random_draws = {} if self.random_k_from_selection else {s: random_k(self.shards, k, s) for s in seeds}
+        self.rules = list(cfg["study"]["rules"])
+
+    @property
+    def random_k_from_selection(self) -> bool:
+        """Whether the random-k baselines take k from selection.json (rule threshold: k follows from the data)."""
+        return self.config["selection"]["method"] == "threshold"
+
+    def selection_seed_groups(self) -> list[tuple[int, str]]:
+        """(position 1..S-1, scoring group) of the extra selection.seeds, for ``selection gather``."""
+        return [(i, g) for i, seed in enumerate(self.selection_seeds[1:], start=1) for g in self.seed_groups[seed]]
+
+    def rule_outputs(self, method: str) -> tuple[str, str]:
+        """(evaluation, selection) of one compared rule; the configured rule's are the main run's final model's."""
+        if method == self.config["selection"]["method"]:
+            return "results/evaluation/final.json", "results/selection.json"
+        return f"results/evaluation/{rule_model(method)}.json", rule_selection(method)
+
+    # --- settings passed to jobs (only the keys their results depend on)
+    def finetune_params(self, **overrides: Any) -> str:
+        return FinetuneSettings.from_config(self.config, **overrides).result_json()
+
+    def finetune_runtime(self) -> FinetuneSettings:
+        return FinetuneSettings.from_config(self.config)
+
+    def scoring_params(self) -> ScoringSettings:
+        return ScoringSettings.from_config(self.config)
+
+    def evaluation_params(self) -> str:
+        return EvaluationSettings.from_config(self.config).result_json()
+
+    # --- data
+    def domain_sources(self) -> list[str]:
+        """Every local file any domain reads."""
+        specs = (d.get(s) for d in self.config["domains"].values() for s in SPLITS)
+        return sorted({f for spec in specs for f in local_paths(spec)})
+
+    def shard_source(self, shard: str) -> str:
+        """The candidate file of one shard (strategy files)."""
+        return shard_files(self.config)[shard]
+
+    def pretrain_corpus(self) -> str | None:
+        """What the tiny base model pre-trains on: "domains", "shards", or None (not a tiny model)."""
+        if self.config["base_model"]["source"] != "tiny":
+            return None
+        corpus = self.config["base_model"]["tiny"]["pretrain_on"]
+        if corpus == "auto":
+            has_train = any(d.get("train") is not None for d in self.config["domains"].values())
+            corpus = "domains" if has_train else "shards"
+        return corpus
+
+    def evaluators(self) -> dict[str, str]:
+        """Evaluator of each tested domain."""
+        return {d: e for d, e in evaluators(self.config).items() if d in self.tested}
+
+    # --- evaluation
+    @property
+    def evaluate(self) -> bool:
+        return self.config["evaluation"]["enabled"] and bool(self.tested)
+
+    def eval_models(self) -> list[str]:
+        """Models evaluated on the test sets: base, final, the baselines, optionally every shard model."""
+        ev = self.config["evaluation"]
+        models = [BASE, FINAL]
+        models += [ALL_DATA] if ev["all_data"] else []
+        models += [random_model(s) for s in ev["random_k_seeds"]]
+        models += [shard_model(s) for s in self.shards] if ev["shard_models"] else []
+        return models
+
+    def adapter_models(self) -> list[str]:
+        """Every evaluated model but the base (the ones with an adapter)."""
+        return [m for m in self.eval_models() if m != BASE]
+
+    def study_eval_models(self) -> list[str]:
+        """Models the study evaluates: the base, every single/pair-domain model, every shard model."""
+        if not self.tested:
+            raise ConfigError(
+                "study: no domain has a `test` set; the study compares Complementarity with test accuracy, "
+                "so add domains.<name>.test to at least one domain"
+            )
+        return [BASE] + [study_model(m) for m in self.study_models] + [shard_model(s) for s in self.shards]
+
+
+def adapter_dir(model: str) -> str | None:
+    """The adapter folder of a model (None for the base model)."""
+    name = parse_model(model)
+    return {
+        "base": None,
+        "final": "results/final",
+        "all_data": "results/baselines/all_data",
+        "random_k": f"results/baselines/random_k/seed{name.id}/adapter",
+        "shard": f"results/shards/{name.id}",
+        "study": f"results/study/models/{name.id}",
+        "rule": f"results/study/rules/{name.id}/adapter",
+    }[name.kind]
+
+
+def seed_adapter_dir(seed: int, shard: str) -> str:
+    """The adapter of shard ``shard`` fine-tuned with an extra seed (study.seeds, selection.seeds)."""
+    return f"results/study/seeds/seed{seed}/{shard}"
+
+
+def rule_selection(method: str) -> str:
+    """selection.json of one rule in the study's comparison (study.rules)."""
+    return f"results/study/rules/{method}/selection.json"
