@@ -259,7 +259,8 @@ def test_validate_config_reports_k_larger_than_n(tmp_path):
 def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
     table = tmp_path / "c.tsv"
     table.write_text("shard\ta\tmean\ns1\t0.1\t0.1\ns2\t0.2\t0.2\n")
-    proc = run_cli("selection", "topk", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
+    rule = ["--metric", "relative", "--threshold", "0", "--weights", "{}", "--confidence", "0.95"]
+    proc = run_cli("selection", "topk", "--table", str(table), "--k", "3", *rule, "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "k=3" in proc.stderr
     assert not (tmp_path / "s.json").exists()
     run_cli(
@@ -269,8 +270,7 @@ def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
         str(table),
         "--k",
         "1",
-        "--metric",
-        "relative",
+        *rule,
         "--out",
         str(tmp_path / "s.json"),
     )

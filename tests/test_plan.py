@@ -21,6 +21,7 @@ from complementarity.plan import (
     parse_model,
     random_model,
     requested_resources,
+    rule_model,
     score_groups,
     shard_model,
     study_model,
@@ -56,6 +57,7 @@ def plan_of(cfg, edit=None) -> Plan:
         ("study-arithmetic+sort", "study", "arithmetic+sort"),
         ("final_merge", "final_method", "merge"),
         ("final_retrain", "final_method", "retrain"),
+        ("rule-coverage", "rule", "coverage"),
     ],
 )
 def test_model_names_parse_back_to_kind_and_id(name, kind, ident):
@@ -63,10 +65,10 @@ def test_model_names_parse_back_to_kind_and_id(name, kind, ident):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "shard-", "random_k_seedx", "random_k_seed", "finale", "study-", "final_", "final_ties"]
+    "name", ["", "shard-", "random_k_seedx", "random_k_seed", "finale", "study-", "final_", "final_ties", "rule-"]
 )
 def test_unknown_model_names_are_an_error_naming_the_protocol(name):
-    with pytest.raises(ValueError, match="random_k_seed<seed>, shard-<id> or study-<id>"):
+    with pytest.raises(ValueError, match="random_k_seed<seed>, shard-<id>, study-<id> or rule-<method>"):
         parse_model(name)
     assert not is_kind(name, "shard")
 
@@ -76,6 +78,7 @@ def test_name_builders_and_parser_agree():
     assert parse_model(study_model("x+y")) == ("study", "x+y")
     assert parse_model(random_model(3)) == ("random_k", "3")
     assert parse_model(final_model("merge")) == ("final_method", "merge")
+    assert parse_model(rule_model("threshold")) == ("rule", "threshold")
 
 
 def test_adapter_folders_follow_the_results_layout():
@@ -86,6 +89,7 @@ def test_adapter_folders_follow_the_results_layout():
     assert adapter_dir("random_k_seed2") == "results/baselines/random_k/seed2/adapter"
     assert adapter_dir("shard-cand07") == "results/shards/cand07"
     assert adapter_dir("study-a+b") == "results/study/models/a+b"
+    assert adapter_dir("rule-coverage") == "results/study/rules/coverage/adapter"
 
 
 # --- scoring groups ---------------------------------------------------------------------------------
@@ -129,6 +133,38 @@ def test_more_study_seeds_add_their_own_groups(cfg):
     assert plan.study_seeds == [5, 6, 7]
     assert plan.seed_groups[5] == plan.shard_groups and plan.seed_groups[7] == ["seed7-1", "seed7-2"]
     assert plan.groups["seed6-1"]["cand01"] == "results/study/seeds/seed6/cand01"
+
+
+def test_selection_seeds_share_the_study_seed_groups(cfg):
+    """selection.seeds and study.seeds plan one set of extra-seed jobs: the longer of the two lists."""
+    plan = plan_of(cfg, lambda c: c["selection"].update(seeds=2))
+    assert plan.selection_seeds == [0, 1] and plan.study_seeds == [0]
+    assert list(plan.seed_groups) == [0, 1] and plan.seed_groups[1] == ["seed1-1", "seed1-2"]
+    assert plan.selection_seed_groups() == [(1, "seed1-1"), (1, "seed1-2")]
+    both = plan_of(cfg, lambda c: (c["selection"].update(seeds=2), c["study"].update(seeds=3)))
+    assert list(both.seed_groups) == [0, 1, 2]  # the study's 3 seeds include the selection's 2
+    assert both.selection_seed_groups() == [(1, "seed1-1"), (1, "seed1-2")]
+    assert [g for g in both.groups if g.startswith("seed")] == ["seed1-1", "seed1-2", "seed2-1", "seed2-2"]
+    assert Plan(copy.deepcopy(cfg)).selection_seed_groups() == []
+
+
+def test_threshold_rule_leaves_the_random_k_draw_to_the_job(cfg):
+    plan = plan_of(cfg, lambda c: c["selection"].update(method="threshold"))
+    assert plan.random_k_from_selection and plan.random_draws == {}
+    assert not plan_of(cfg, lambda c: c["selection"].update(method="coverage")).random_k_from_selection
+
+
+def test_compared_rules_reuse_the_main_runs_final_model(cfg):
+    plan = Plan(copy.deepcopy(cfg))
+    assert plan.rules == ["topk", "coverage"]
+    assert plan.rule_outputs("topk") == ("results/evaluation/final.json", "results/selection.json")
+    assert plan.rule_outputs("coverage") == (
+        "results/evaluation/rule-coverage.json",
+        "results/study/rules/coverage/selection.json",
+    )
+    cov = plan_of(cfg, lambda c: c["selection"].update(method="coverage"))
+    assert cov.rule_outputs("coverage")[0] == "results/evaluation/final.json"
+    assert cov.rule_outputs("topk")[0] == "results/evaluation/rule-topk.json"
 
 
 def test_shard_models_are_evaluated_when_asked(cfg):

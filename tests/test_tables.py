@@ -64,7 +64,7 @@ def test_select_round_trip(tmp_path: Path) -> None:
     result = select(table, k=2, metric="relative", out=out)
     on_disk = json.loads(out.read_text())
     assert on_disk == result
-    assert set(on_disk) == {"k", "metric", "selected", "scores", "ranking"}
+    assert set(on_disk) == {"k", "metric", "method", "selected", "scores", "ranking"}  # no bootstrap given
     assert on_disk["k"] == 2
     assert on_disk["metric"] == "relative"
     assert on_disk["selected"] == ["s2", "s1"]

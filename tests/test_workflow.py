@@ -99,7 +99,10 @@ def test_paper_config_builds_its_dag_offline(scratch):
     # The study in full: 4 single + 6 pair models, 3 seeds (20 more shard fine-tunes), every model evaluated.
     study = job_counts(run_snakemake(scratch, "-n", "study", "--configfile", "config/paper.yaml").stdout)
     assert study["finetune_study"] == 10 and study["finetune_shard_seed"] == 20 and study["finetune_shard"] == 10
-    assert study["evaluate_model"] == 1 + 10 + 10 and study["score_group"] == 2 + 2 + 2 * 2
+    # ... and the selection rules compared (study.rules): the final model (topk) and the coverage and
+    # threshold models fine-tuned and evaluated.
+    assert study["evaluate_model"] == 1 + 10 + 10 + 3 and study["score_group"] == 2 + 2 + 2 * 2
+    assert study["finetune_rule"] == 2 and study["compare_rules"] == 1
 
 
 def test_dry_run_of_both_final_methods_and_the_export(scratch):
@@ -184,16 +187,25 @@ def test_default_run_outputs(default_run):
     from complementarity.modeling import load_base
 
     table = pd.read_csv(default_run / "results" / "complementarity.tsv", sep="\t")
-    assert list(table.columns) == ["shard", *DEMO_DOMAINS, "mean"]
+    # The paper's columns first (unchanged), then the bootstrap's (issue 15).
+    assert list(table.columns) == ["shard", *DEMO_DOMAINS, "mean", "mean_ci_low", "mean_ci_high", "p_topk"] + [
+        f"{d}_ci_{end}" for d in DEMO_DOMAINS for end in ("low", "high")
+    ]
+    assert (table["mean_ci_low"] <= table["mean"]).all() and (table["mean"] <= table["mean_ci_high"]).all()
+    assert table["p_topk"].sum() == pytest.approx(2.0)  # k shards in the top k of every resample
     assert len(table) == 10
     assert table["mean"].is_monotonic_decreasing
     # The TSV keeps 6 significant digits, so the mean of the rounded columns may differ in the last one.
     assert table[DEMO_DOMAINS].mean(axis=1).to_numpy() == pytest.approx(table["mean"].to_numpy(), abs=2e-6)
 
     sel = json.loads((default_run / "results" / "selection.json").read_text())
-    assert sel["k"] == 2 and sel["metric"] == "relative"
+    assert sel["k"] == 2 and sel["metric"] == "relative" and sel["method"] == "topk"
     assert sel["selected"] == table["shard"].head(2).tolist()
     assert set(sel["scores"]) == set(table["shard"])
+    unc = sel["uncertainty"]
+    assert unc["resamples"] == 1000 and unc["seeds"] == 1 and unc["topk"] == sel["selected"]
+    assert unc["p_topk"] == pytest.approx(dict(zip(table["shard"], table["p_topk"], strict=True)), abs=1e-6)
+    assert unc["separated"] == (unc["p_same_topk"] >= 0.95)
 
     for shard in table["shard"]:
         adapter = default_run / "results" / "shards" / shard
@@ -225,6 +237,8 @@ def test_default_run_outputs(default_run):
     report = (default_run / "results" / "report.md").read_text()
     assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
     assert "Is the selected model better?" in report
+    assert ("**The top 2 is separated from the rest**" in report) == unc["separated"]
+    assert ("**The top 2 is NOT separated from the rest**" in report) != unc["separated"]
     for fig in ("complementarity_heatmap", "accuracy"):
         for ext in ("png", "svg"):
             assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
@@ -256,9 +270,10 @@ def test_study_target_on_the_default_run(default_run):
     """`snakemake study` reuses the main run's models and scores; tables carry CIs and point counts."""
     before = dry_run(default_run, "study")
     # 4 single + 6 pair models; shard models are reused (not retrained), only evaluated.
+    # Selection rules (study.rules: topk, coverage): coverage selects, fine-tunes, evaluates; topk is `final`.
     assert before == {
-        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 20,
-        "analyze_study": 1, "study": 1,
+        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 21,
+        "analyze_study": 1, "select_rule": 1, "finetune_rule": 1, "compare_rules": 1, "study": 1,
     }  # fmt: skip
     run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "study")
     out = default_run / "results" / "study"
@@ -298,6 +313,12 @@ def test_study_target_on_the_default_run(default_run):
     for fig in ("correlation", "predictors", "seed_selection"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5000, fig
     assert dry_run(default_run, "study") == {}
+    rules_table = pd.read_csv(out / "rules.tsv", sep="\t")
+    assert list(dict.fromkeys(rules_table["rule"])) == ["topk", "coverage"]
+    assert set(rules_table["scope"]) == {"all", *DEMO_DOMAINS} and (rules_table["ci_low"] <= rules_table["score"]).all()
+    topk_row = rules_table[rules_table["rule"] == "topk"].iloc[0]
+    assert topk_row["selected"] == " ".join(sel["selected"]) and topk_row["diff_vs_topk"] == 0
+    assert "# Selection rules compared" in (out / "rules.md").read_text()
     # The Snakemake report bundles the study's tables and figures.
     run_snakemake(default_run, "--report", "study_report.html", "study")
     html = (default_run / "study_report.html").read_text(errors="ignore")
@@ -315,10 +336,47 @@ def test_study_target_on_the_default_run(default_run):
 def test_changing_k_reruns_only_selection_and_final(default_run):
     path = write_config(default_run, "k3.yaml", lambda cfg: cfg["selection"].update(k=3))
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
+    # gather_scores (seconds) recomputes P(top-k) for the new k.
     assert dry_run(default_run, "--configfile", path) == {
-        "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
+        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
         "evaluate_model": 4, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
+
+
+def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(default_run):
+    # coverage keeps k: the random-k baselines stay.
+    path = write_config(default_run, "coverage.yaml", lambda cfg: cfg["selection"].update(method="coverage"))
+    assert dry_run(default_run, "--configfile", path) == {
+        "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+    # threshold: k follows from the selection, so the random-k baselines are redrawn with its count.
+    path = write_config(
+        default_run, "threshold.yaml", lambda cfg: cfg["selection"].update(method="threshold", threshold=-1.0)
+    )
+    assert dry_run(default_run, "--configfile", path) == {
+        "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3, "evaluate_model": 4,
+        "report": 1, "all": 1,
+    }  # fmt: skip
+    # The bootstrap's settings rerun the table and selection, never a fine-tune or a score.
+    path = write_config(default_run, "boot.yaml", lambda cfg: cfg["selection"]["bootstrap"].update(resamples=500))
+    assert dry_run(default_run, "--configfile", path) == {
+        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+
+
+def test_selection_seeds_reuse_the_study_seed_jobs(default_run):
+    """selection.seeds 2 adds one fine-tune and score per shard (the study's jobs); the study then reuses them."""
+    path = write_config(default_run, "sel_seeds.yaml", lambda cfg: cfg["selection"].update(seeds=2))
+    assert dry_run(default_run, "--configfile", path) == {
+        "finetune_shard_seed": 10, "score_group": 2, "gather_scores": 1, "select_topk": 1, "finetune_final": 1,
+        "evaluate_model": 1, "report": 1, "all": 1,
+    }  # fmt: skip
+    both = write_config(
+        default_run, "both_seeds.yaml", lambda cfg: (cfg["selection"].update(seeds=2), cfg["study"].update(seeds=2))
+    )
+    proc = run_snakemake(default_run, "-n", "--configfile", both, "all", "study")
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_shard_seed"] == 10 and "results/scores/seed1-1.json" in proc.stdout
 
 
 def test_changing_the_metric_reruns_the_fan_in_only(default_run):

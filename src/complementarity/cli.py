@@ -26,13 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "base_model": ("base_model", "Build the tiny base model, or record where a hub/local model is."),
     "finetune": ("finetune", "LoRA/QLoRA fine-tune the base model on JSONL files."),
     "scoring": ("scoring", "Mean NLL per response token of the base model, or of adapters, on validation sets."),
-    "selection": ("selection", "Complementarity table (gather), top-k selection (topk), random-k baseline (random)."),
+    "selection": ("selection", "Complementarity table (gather), selection rules (topk|coverage|threshold), random-k."),
     "merge": ("merge", "Final model without retraining: merge the selected shards' LoRA adapters (PEFT)."),
     "evaluation": ("evaluation", "Evaluate the base model (or base + adapter) on every domain's test set."),
     "cost": ("cost", "Cost per stage from Snakemake benchmark files and the trainers' metrics.json."),
     "report": ("report", "Results table, Markdown report and figures from the evaluations."),
     "export": ("export", "Write base + adapter as one plain transformers model (with the tokenizer): --merged."),
-    "study": ("study", "The study: training sets of its models (data), its analyses (analyze)."),
+    "study": ("study", "The study: its models' training sets (data), its analyses (analyze), rules compared (rules)."),
 }
 
 

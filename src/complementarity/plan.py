@@ -14,6 +14,7 @@ Model names (one protocol, parsed by :func:`parse_model`, used by the report and
     random_k_seed<s>     M fine-tuned on k shards drawn at random with seed s (baseline)
     shard-<id>           M_i, fine-tuned on shard <id>
     study-<id>           a study model fine-tuned on one domain or a pair (``a+b``)
+    rule-<method>        the study's rule comparison: M fine-tuned on what rule <method> selected
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ PAIR_SEP = "+"  # joins the two domains of a pair model's id
 # --- model names ------------------------------------------------------------------------------------
 
 BASE, FINAL, ALL_DATA = "base", "final", "all_data"
-SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX = "shard-", "study-", "random_k_seed"
+SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX, RULE_PREFIX = "shard-", "study-", "random_k_seed", "rule-"
 FINAL_PREFIX = "final_"
 FINAL_METHODS = ("retrain", "merge")  # config final.method
 
 
 class ModelName(NamedTuple):
-    kind: str  # base | final | final_method | all_data | random_k | shard | study
-    id: str | None  # the shard id, study model id, seed (as text) or final method; None for the others
+    kind: str  # base | final | final_method | all_data | random_k | shard | study | rule
+    id: str | None  # the shard id, study model id, seed (as text), final method or rule; None for the others
 
 
 def shard_model(shard: str) -> str:
@@ -60,13 +61,18 @@ def final_model(method: str) -> str:
     return FINAL_PREFIX + method
 
 
+def rule_model(method: str) -> str:
+    return RULE_PREFIX + method
+
+
 def parse_model(name: str) -> ModelName:
     """The kind and id of a model name (see the module docstring); unknown names are an error."""
     if name in (BASE, FINAL, ALL_DATA):
         return ModelName(name, None)
     if name.startswith(FINAL_PREFIX) and name.removeprefix(FINAL_PREFIX) in FINAL_METHODS:
         return ModelName("final_method", name.removeprefix(FINAL_PREFIX))
-    for prefix, kind in ((SHARD_PREFIX, "shard"), (STUDY_PREFIX, "study"), (RANDOM_PREFIX, "random_k")):
+    prefixes = ((SHARD_PREFIX, "shard"), (STUDY_PREFIX, "study"), (RANDOM_PREFIX, "random_k"), (RULE_PREFIX, "rule"))
+    for prefix, kind in prefixes:
         if name.startswith(prefix) and name != prefix:
             ident = name.removeprefix(prefix)
             if kind == "random_k" and not ident.isdigit():
@@ -74,7 +80,7 @@ def parse_model(name: str) -> ModelName:
             return ModelName(kind, ident)
     raise ValueError(
         f"unknown model name {name!r}; expected base, final, final_<{'|'.join(FINAL_METHODS)}>, all_data, "
-        "random_k_seed<seed>, shard-<id> or study-<id>"
+        "random_k_seed<seed>, shard-<id>, study-<id> or rule-<method>"
     )
 
 
@@ -120,12 +126,14 @@ class Plan:
     tested: list[str] = field(init=False)  # domains with a test set, in config order
     study_models: dict[str, list[str]] = field(init=False)
     study_seeds: list[int] = field(init=False)  # the first is the main run's seed
+    selection_seeds: list[int] = field(init=False)  # selection.seeds: seeds ranked by their mean
     groups: dict[str, dict[str, str]] = field(init=False)  # every scoring group: {group: {name: folder}}
     shard_groups: list[str] = field(init=False)
     study_groups: list[str] = field(init=False)
     seed_groups: dict[int, list[str]] = field(init=False)
     random_draws: dict[int, list[str]] = field(init=False)  # random-k baseline: seed -> shards, drawn once
     final_method: str = field(init=False)  # config final.method: the model in results/final
+    rules: list[str] = field(init=False)  # study.rules: selection rules compared by test accuracy
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -135,6 +143,7 @@ class Plan:
         self.study_models = study_models(self.domains, cfg["study"]["pairs"])
         first = cfg["finetune"]["seed"]
         self.study_seeds = [first + i for i in range(cfg["study"]["seeds"])]
+        self.selection_seeds = [first + i for i in range(cfg["selection"]["seeds"])]
         size = cfg["scoring"]["group_size"]
         self.groups = {}
 
@@ -145,13 +154,34 @@ class Plan:
 
         self.shard_groups = add("shards", {s: adapter_dir(shard_model(s)) for s in self.shards})
         self.study_groups = add("study", {m: adapter_dir(study_model(m)) for m in self.study_models})
+        # One set of extra-seed fine-tunes and scoring groups (the study's finetune_shard_seed jobs)
+        # serves both the study's seed analysis and selection.seeds: whichever asks for more seeds.
         self.seed_groups = {first: self.shard_groups} | {
-            seed: add(f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in self.shards})
-            for seed in self.study_seeds[1:]
+            seed: add(f"seed{seed}", {s: seed_adapter_dir(seed, s) for s in self.shards})
+            for seed in max(self.study_seeds, self.selection_seeds, key=len)[1:]
         }
         self.final_method = cfg["final"]["method"]
         k = cfg["selection"]["k"]
-        self.random_draws = {s: random_k(self.shards, k, s) for s in cfg["evaluation"]["random_k_seeds"]}
+        seeds = cfg["evaluation"]["random_k_seeds"]
+        # With selection.method threshold, k is known only after the selection: the random-k jobs
+        # draw then (select_random --k-from), and train on every shard file filtered by their selection.
+        self.random_draws = {} if self.random_k_from_selection else {s: random_k(self.shards, k, s) for s in seeds}
+        self.rules = list(cfg["study"]["rules"])
+
+    @property
+    def random_k_from_selection(self) -> bool:
+        """Whether the random-k baselines take k from selection.json (rule threshold: k follows from the data)."""
+        return self.config["selection"]["method"] == "threshold"
+
+    def selection_seed_groups(self) -> list[tuple[int, str]]:
+        """(position 1..S-1, scoring group) of the extra selection.seeds, for ``selection gather``."""
+        return [(i, g) for i, seed in enumerate(self.selection_seeds[1:], start=1) for g in self.seed_groups[seed]]
+
+    def rule_outputs(self, method: str) -> tuple[str, str]:
+        """(evaluation, selection) of one compared rule; the configured rule's are the main run's final model's."""
+        if method == self.config["selection"]["method"]:
+            return "results/evaluation/final.json", "results/selection.json"
+        return f"results/evaluation/{rule_model(method)}.json", rule_selection(method)
 
     # --- settings passed to jobs (only the keys their results depend on)
     def finetune_params(self, **overrides: Any) -> str:
@@ -279,6 +309,7 @@ def adapter_dir(model: str) -> str | None:
         "random_k": f"results/baselines/random_k/seed{name.id}/adapter",
         "shard": f"results/shards/{name.id}",
         "study": f"results/study/models/{name.id}",
+        "rule": f"results/study/rules/{name.id}/adapter",
     }[name.kind]
 
 
@@ -298,3 +329,13 @@ def finetune_minutes(wildcard_names) -> int:
     """Runtime asked for a fine-tune: one shard or one study set 4 h; a union of shards (final, all
     data, random k) 8 h."""
     return 240 if {"shard", "study_model"} & set(wildcard_names) else 480
+
+
+def seed_adapter_dir(seed: int, shard: str) -> str:
+    """The adapter of shard ``shard`` fine-tuned with an extra seed (study.seeds, selection.seeds)."""
+    return f"results/study/seeds/seed{seed}/{shard}"
+
+
+def rule_selection(method: str) -> str:
+    """selection.json of one rule in the study's comparison (study.rules)."""
+    return f"results/study/rules/{method}/selection.json"

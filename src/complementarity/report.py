@@ -127,18 +127,8 @@ def markdown_report(
             else "the selected shards' LoRA adapters merged, no training (see results/final/metrics.json)."
         ),
         "",
-        f"Selected shards (k={selection['k']}, metric `{selection['metric']}`): "
-        + ", ".join(f"**{s}**" for s in selection["selected"]),
-        "",
-        "## Complementarity (validation)",
-        "",
-        "| shard | " + " | ".join(c for c in complementarity.columns if c != "shard") + " |",
-        "|---" * len(complementarity.columns) + "|",
     ]
-    for _, row in complementarity.iterrows():
-        mark = " ✔" if row["shard"] in selection["selected"] else ""
-        cells = [f"{row[c]:+.4f}" for c in complementarity.columns if c != "shard"]
-        lines.append(f"| {row['shard']}{mark} | " + " | ".join(cells) + " |")
+    lines += selection_lines(complementarity, selection)
 
     models = list(dict.fromkeys(table["model"]))
     random_models = [m for m in models if is_kind(m, "random_k")]
@@ -264,6 +254,65 @@ def figure_writer(out_dir: str | Path):
     return plt, save, written
 
 
+UNSURE = (0.2, 0.8)  # P(top-k) in this range: the shard's place in or out of the top k is a coin flip
+
+
+def selection_lines(complementarity, selection: dict[str, Any]) -> list[str]:
+    """The report's selection section: which rule chose what, the table with intervals and P(top-k),
+    and whether the top k is separated from the rest (issue 15)."""
+    from .tables import score_columns
+
+    method = selection.get("method", "topk")
+    unc = selection.get("uncertainty")
+    rule = {"topk": "top-k", "coverage": "coverage (greedy, every domain served)", "threshold": "threshold"}[method]
+    how = f"rule **{rule}**" + (f" (lower bound > {selection['threshold']:g})" if method == "threshold" else "")
+    lines = [
+        f"Selected shards by {how}, {selection['k']} shard(s), metric `{selection['metric']}`: "
+        + ", ".join(f"**{s}**" for s in selection["selected"]),
+        "",
+    ]
+    cols = score_columns(complementarity)
+    has_ci = unc is not None and "mean_ci_low" in complementarity
+    if has_ci:
+        level = f"{round(100 * unc['confidence'])}%"
+        k = len(unc["topk"])
+        seeds = f" and {unc['seeds']} fine-tuning seeds" if unc["seeds"] > 1 else ""
+        verdict = (
+            f"**The top {k} is separated from the rest**: the same {k} shards are the top {k} in "
+            f"{unc['p_same_topk']:.0%} of {unc['resamples']} bootstrap resamples of the validation examples{seeds}."
+            if unc["separated"]
+            else f"**The top {k} is NOT separated from the rest**: the same {k} shards are the top {k} in only "
+            f"{unc['p_same_topk']:.0%} of {unc['resamples']} bootstrap resamples of the validation examples{seeds} "
+            f"(separated means at least {level}). Within the noise of the validation sets, the ranking does not "
+            "decide between "
+            + (", ".join(unc["unsure"]) if unc["unsure"] else "the shards near the cut")
+            + "; more validation examples, or `selection.seeds` > 1, would."
+        )
+        lines += [verdict, ""]
+        if method != "topk":
+            lines += [
+                f"This rule picks the same set in {unc['p_same_selection']:.1%} of the resamples.",
+                "",
+            ]
+    lines += ["## Complementarity (validation)", ""]
+    if has_ci:
+        lines += [
+            f"Mean over domains with its {level} bootstrap interval; P(top-k): share of resamples in which the "
+            f"shard is among the {k} best; ⚠ marks 0.2 ≤ P(top-k) ≤ 0.8.",
+            "",
+        ]
+    header = ["shard", *cols] + (["interval", "P(top-k)"] if has_ci else [])
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for _, row in complementarity.iterrows():
+        mark = " ✔" if row["shard"] in selection["selected"] else ""
+        cells = [f"{row[c]:+.4f}" for c in cols]
+        if has_ci:
+            unsure = " ⚠" if UNSURE[0] <= row["p_topk"] <= UNSURE[1] else ""
+            cells += [f"[{row['mean_ci_low']:+.4f}, {row['mean_ci_high']:+.4f}]", f"{row['p_topk']:.2f}{unsure}"]
+        lines.append(f"| {row['shard']}{mark} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Path, *, confidence: float) -> list[Path]:
     """Heatmap of the Complementarity matrix, accuracy bars with CIs, and (with shard models) the scatter."""
     import numpy as np
@@ -271,19 +320,27 @@ def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Pa
     plt, save, written = figure_writer(out_dir)
 
     # 1. Complementarity heatmap: shards x domains (+ mean), selected shards marked.
-    domains = [c for c in complementarity.columns if c not in ("shard",)]
+    from .tables import score_columns
+
+    domains = score_columns(complementarity)  # the domains and the mean (not the interval columns)
     values = complementarity[domains].to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 * len(domains) + 2.5, 0.45 * len(complementarity) + 1.5))
     vmax = np.nanmax(np.abs(values)) or 1.0
     im = ax.imshow(values, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(domains)), domains, rotation=30, ha="right")
     labels = [f"★ {s}" if s in selection["selected"] else s for s in complementarity["shard"]]
+    if "p_topk" in complementarity:  # issue 15: in or out of the top k by a coin flip
+        labels = [
+            f"{lab} (? P={p:.2f})" if UNSURE[0] <= p <= UNSURE[1] else lab
+            for lab, p in zip(labels, complementarity["p_topk"], strict=True)
+        ]
     ax.set_yticks(range(len(labels)), labels)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             ax.text(j, i, f"{values[i, j]:+.3f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label=f"Complementarity ({selection['metric']})")
-    ax.set_title(f"Complementarity of each shard model (★ = selected, k={selection['k']})")
+    unsure = " ? = 0.2 ≤ P(top-k) ≤ 0.8" if "p_topk" in complementarity else ""
+    ax.set_title(f"Complementarity of each shard model (★ = selected, k={selection['k']}){unsure}", fontsize=9)
     save(fig, "complementarity_heatmap")
 
     # 2. Accuracy per domain with CI error bars, every model (shard models left out for legibility).

@@ -74,21 +74,26 @@ def score_sets(
     model, sets: dict[str, list[Encoded]], *, pad_id: int, batch_size: int, max_padding: float = 0.1
 ) -> dict[str, dict[str, float]]:
     """:func:`nll` of every set (domain), batching all their examples together, sorted by length: small
-    validation sets share batches instead of each padding its own. ``padding_fraction`` is the pass's."""
+    validation sets share batches instead of each padding its own. ``padding_fraction`` is the pass's.
+    ``example_nll_sums`` / ``example_response_tokens`` keep each example's summed NLL and token count."""
     flat = [e for enc in sets.values() for e in enc]
     sums, padded, real = nll_per_example(model, flat, pad_id=pad_id, batch_size=batch_size, max_padding=max_padding)
     out: dict[str, dict[str, float]] = {}
     start = 0
     for name, enc in sets.items():
-        total = sum(sums[start : start + len(enc)])  # the sets' examples are consecutive in `flat`
+        example_sums = sums[start : start + len(enc)]  # the sets' examples are consecutive in `flat`
         start += len(enc)
-        n_tok = sum(e.n_response_tokens for e in enc)
+        example_tokens = [e.n_response_tokens for e in enc]
+        total, n_tok = sum(example_sums), sum(example_tokens)
         out[name] = {
             "nll_sum": total,
             "response_tokens": n_tok,
             "examples": len(enc),
             "nll": total / n_tok if n_tok else float("nan"),
             "padding_fraction": 1 - real / padded if padded else 0.0,
+            # Per example, in the validation file's order (the bootstrap of ``uncertainty.py`` resamples them).
+            "example_nll_sums": example_sums,
+            "example_response_tokens": example_tokens,
         }
     return out
 

@@ -518,6 +518,7 @@ def run_study(
     selection: str | Path,
     main_seed: int,
     seed_scores: dict[int, list[str | Path]],
+    main_scores: list[str | Path] | None = None,
     evaluations: list[str | Path],
     study_manifest: str | Path,
     metric: str,
@@ -533,6 +534,8 @@ def run_study(
 
     ``table`` and ``selection`` are the main run's complementarity.tsv and selection.json (its
     shard models are fine-tuned with seed ``main_seed``); ``seed_scores`` holds the shard scores of the other seeds.
+    When the table is a mean over selection.seeds (selection.json's ``uncertainty.seeds`` > 1), the
+    main seed's own table is built from ``main_scores`` (the shard models' scores of that seed).
     """
     from .atomic import atomic_write_text
     from .report import load_evaluations
@@ -569,10 +572,19 @@ def run_study(
     # 3 first: the per-seed Complementarity tables (seed 0's is the main run's, used by analysis 2).
     if main_seed in seed_scores:
         raise UserError(f"study: seed {main_seed} is the main run's; its table is {table}, not a --seed-scores file")
-    tables = {main_seed: read_table(table)}
-    selected = json.loads(Path(selection).read_text())["selected"]
-    if top_k(dict(zip(tables[main_seed]["shard"], tables[main_seed]["mean"], strict=True)), k) != selected:
-        raise UserError(f"study: {selection} does not hold the top {k} of {table}; rerun select_topk")
+    sel = json.loads(Path(selection).read_text())
+    main_table = read_table(table)
+    if sel.get("method", "topk") == "topk":
+        if top_k(dict(zip(main_table["shard"], main_table["mean"], strict=True)), k) != sel["selected"]:
+            raise UserError(f"study: {selection} does not hold the top {k} of {table}; rerun select_topk")
+    if sel.get("uncertainty", {}).get("seeds", 1) > 1:  # the table is the mean over selection.seeds
+        if not main_scores:
+            raise UserError(f"study: {table} is a mean over selection.seeds; give the main seed's --main-scores")
+        shards_main: dict[str, dict] = {}
+        for f in main_scores:
+            shards_main.update(read_scores(f))
+        main_table = complementarity_table(base, shards_main, metric=metric, weights=weights)
+    tables = {main_seed: main_table}
     for seed, files in seed_scores.items():
         shards: dict[str, dict] = {}
         for f in files:
@@ -634,15 +646,25 @@ def run_analyze(a) -> None:
         seed_scores.setdefault(int(seed), []).append(path)
     run_study(
         base_scores=a.base_scores, study_scores=a.study_scores, table=a.table, selection=a.selection,
-        main_seed=a.main_seed, seed_scores=seed_scores, evaluations=a.evaluations, study_manifest=a.study_manifest,
+        main_seed=a.main_seed, seed_scores=seed_scores, main_scores=a.main_scores, evaluations=a.evaluations, study_manifest=a.study_manifest,
         metric=a.metric, weights=a.weights, k=a.k, settings=a.settings, confidence=a.confidence,
         resamples=a.resamples, tiny=a.tiny, out_dir=a.out_dir,
+    )  # fmt: skip
+
+
+def run_rules(a) -> None:
+    from .rule_study import run_rule_study
+
+    run_rule_study(
+        a.evaluations, a.selections, confidence=a.confidence, resamples=a.resamples, tiny=a.tiny,
+        out_table=a.table, out_report=a.report,
     )  # fmt: skip
 
 
 ACTIONS = {
     "data": (run_data, "Training sets of the study's single- and pair-domain models (equal sizes)."),
     "analyze": (run_analyze, "The study's analyses: correlation, predictor comparison, seed variance."),
+    "rules": (run_rules, "Selection rules compared: test accuracy of the model each rule selected (study.rules)."),
 }
 
 
@@ -666,6 +688,9 @@ def register_arguments(parser) -> None:
     an.add_argument("--table", required=True, help="the main run's complementarity.tsv")
     an.add_argument("--selection", required=True, help="the main run's selection.json")
     an.add_argument("--main-seed", type=int, required=True, help="config finetune.seed (the main run's shard models)")
+    an.add_argument(
+        "--main-scores", nargs="*", help="shard scores of the main seed (used when the table is a selection.seeds mean)"
+    )
     an.add_argument("--seed-scores", type=pair, nargs="*", help="SEED=FILE shard scores of each further seed")
     an.add_argument("--evaluations", nargs="+", required=True, help="evaluation JSON files (model = file stem)")
     an.add_argument("--study-manifest", required=True, help="manifest.json from study data")
@@ -677,6 +702,15 @@ def register_arguments(parser) -> None:
     an.add_argument("--resamples", type=int, required=True, help="config evaluation.bootstrap_resamples")
     an.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
     an.add_argument("--out-dir", required=True, help="writes tables, report.md and figures/ here")
+
+    ru = sp["rules"]
+    ru.add_argument("--evaluations", type=pair, nargs="+", required=True, help="RULE=evaluation JSON (reference first)")
+    ru.add_argument("--selections", type=pair, nargs="+", required=True, help="RULE=selection.json")
+    ru.add_argument("--confidence", type=float, required=True, help="config evaluation.confidence")
+    ru.add_argument("--resamples", type=int, required=True, help="config evaluation.bootstrap_resamples")
+    ru.add_argument("--tiny", action="store_true", help="say that this is a tiny-model smoke run")
+    ru.add_argument("--table", required=True, help="output rules.tsv")
+    ru.add_argument("--report", required=True, help="output rules.md")
 
 
 def run(args) -> None:

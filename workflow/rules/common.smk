@@ -53,6 +53,7 @@ wildcard_constraints:
     group="|".join(map(re.escape, PLAN.groups)),
     study_model="|".join(map(re.escape, PLAN.study_models)),
     seed=r"\d+",
+    method="|".join(map(re.escape, PLAN.rules)),
 
 
 def as_json(value):
@@ -120,8 +121,21 @@ def selection_arg(wildcards, input):
 
 
 def get_random_shards(wildcards):
-    """The k shard files of a random-k baseline (the plan drew them once, when the DAG was built)."""
+    """The k shard files of a random-k baseline (the plan drew them once, when the DAG was built).
+
+    With selection.method threshold (k from the selection): every shard file; the job's --selection
+    picks the drawn ones.
+    """
+    if PLAN.random_k_from_selection:
+        return get_shard_files()
     return get_shard_files(PLAN.random_draws[int(wildcards.seed)])
+
+
+def get_random_selection_input(wildcards):
+    """select_random's input: selection.json when k follows from it (rule threshold), else nothing."""
+    return (
+        {"selection": "results/selection.json"} if PLAN.random_k_from_selection else {}
+    )
 
 
 # --- scoring ----------------------------------------------------------------------------------------
@@ -139,6 +153,18 @@ def group_adapter_args(wildcards, input):
 
 def group_scores(groups):
     return expand("results/scores/{group}.json", group=groups)
+
+
+def selection_seed_scores():
+    """Scores of the extra selection.seeds' shard models ([] with selection.seeds 1)."""
+    return group_scores([g for _, g in PLAN.selection_seed_groups()])
+
+
+def selection_seed_args(wildcards, input):
+    """``--seed-scores POSITION=FILE ...`` for ``selection gather`` (nothing with selection.seeds 1)."""
+    groups = PLAN.selection_seed_groups()
+    files = [(i, f"results/scores/{g}.json") for i, g in groups]
+    return f"--seed-scores {pairs(*zip(*files))}" if files else ""
 
 
 def validation_args(wildcards, input):
@@ -187,3 +213,8 @@ def get_requested_resources(wildcards):
         }
         minutes[name] = finetune_minutes(declared_rule.wildcard_names)
     return as_json(requested_resources(declared, minutes))
+
+
+def rule_args(which):
+    """``RULE=FILE`` pairs for ``study rules`` (0: evaluations, 1: selections)."""
+    return " ".join(f"{r}={PLAN.rule_outputs(r)[which]}" for r in PLAN.rules)

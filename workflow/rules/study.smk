@@ -8,7 +8,8 @@ REQUIRED INPUTS: prepared domain data with test sets, results/base_model/, the s
 run's results/complementarity.tsv and results/selection.json (the first seed's, reused).
 OUTPUTS: results/study/data/{study_model}.jsonl, results/study/models/{study_model}/,
 results/study/seeds/seed{seed}/{shard}/, results/study/{correlation,correlation_points,predictors,
-predictor_draws,seed_selection}.tsv, results/study/report.md, results/study/figures/*.{png,svg}.
+predictor_draws,seed_selection}.tsv, results/study/report.md, results/study/figures/*.{png,svg};
+study.rules: results/study/rules/{method}/{selection.json,adapter/}, results/study/rules.{tsv,md}.
 """
 
 
@@ -16,6 +17,7 @@ rule study:
     """Target: the study's tables, report and figures."""
     input:
         "results/study/report.md",
+        "results/study/rules.tsv" if PLAN.rules else [],
 
 
 rule study_data:
@@ -81,6 +83,10 @@ rule analyze_study:
         study_scores=group_scores(PLAN.study_groups),
         table="results/complementarity.tsv",
         selection="results/selection.json",
+        # selection.seeds > 1: the table is a seed mean; the main seed's own scores
+        main_scores=(
+            group_scores(PLAN.shard_groups) if len(PLAN.selection_seeds) > 1 else []
+        ),
         seed_scores=[
             g
             for seed in PLAN.study_seeds[1:]
@@ -135,6 +141,9 @@ rule analyze_study:
         "../../envs/data.yaml"
     params:
         seed_scores=seed_score_args,
+        main_scores=lambda wildcards, input: (
+            f"--main-scores {' '.join(input.main_scores)}" if input.main_scores else ""
+        ),
         metric=config["selection"]["metric"],
         weights=as_json(config["selection"]["weights"]),
         k=config["selection"]["k"],
@@ -151,6 +160,7 @@ rule analyze_study:
         " --selection {input.selection:q}"
         " --main-seed {params.main_seed}"
         " {params.seed_scores}"
+        " {params.main_scores}"
         " --evaluations {input.evaluations:q}"
         " --study-manifest {input.manifest:q}"
         " --metric {params.metric}"
@@ -161,4 +171,90 @@ rule analyze_study:
         " --resamples {params.resamples}"
         " {params.tiny}"
         " --out-dir results/study"
+        " > {log:q} 2>&1"
+
+
+# --- selection rules compared by test accuracy (study.rules) -----------------------------------------
+
+
+rule select_rule:
+    """The shards one selection rule chooses from the main run's table (same k, same bootstrap)."""
+    input:
+        table="results/complementarity.tsv",
+        bootstrap="results/scores/bootstrap.npz",
+    output:
+        selection="results/study/rules/{method}/selection.json",
+    log:
+        "logs/select_rule/{method}.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        k=config["selection"]["k"],
+        metric=config["selection"]["metric"],
+        threshold=config["selection"]["threshold"],
+        weights=as_json(config["selection"]["weights"]),
+        confidence=config["selection"]["bootstrap"]["confidence"],
+    shell:
+        "complementarity selection {wildcards.method}"
+        " --table {input.table:q}"
+        " --k {params.k}"
+        " --metric {params.metric}"
+        " --threshold {params.threshold}"
+        " --weights {params.weights:q}"
+        " --bootstrap {input.bootstrap:q}"
+        " --confidence {params.confidence}"
+        " --out {output.selection:q}"
+        " > {log:q} 2>&1"
+
+
+# Fine-tune M on the union of the shards one rule selected (as finetune_final).
+use rule finetune_final as finetune_rule with:
+    input:
+        base="results/base_model",
+        selection="results/study/rules/{method}/selection.json",
+        train=get_shard_files(),
+    output:
+        adapter=directory("results/study/rules/{method}/adapter"),
+    log:
+        "logs/finetune_rule/{method}.log",
+    benchmark:
+        "benchmarks/finetune_rule/{method}.tsv"
+    params:
+        name=lambda wildcards: f"rule-{wildcards.method}",
+        checkpoints=lambda wildcards: f"results/checkpoints/rule-{wildcards.method}",
+
+
+rule compare_rules:
+    """rules.tsv / rules.md: test accuracy of each rule's model, and its paired difference from the first."""
+    input:
+        evaluations=[PLAN.rule_outputs(r)[0] for r in PLAN.rules],
+        selections=[PLAN.rule_outputs(r)[1] for r in PLAN.rules],
+    output:
+        table=report(
+            "results/study/rules.tsv",
+            caption="../report/study_rules.rst",
+            category="Study",
+        ),
+        report="results/study/rules.md",
+    log:
+        "logs/compare_rules/compare_rules.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        evaluations=rule_args(0),
+        selections=rule_args(1),
+        confidence=EVAL["confidence"],
+        resamples=EVAL["bootstrap_resamples"],
+        tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
+    shell:
+        "complementarity study rules"
+        " --evaluations {params.evaluations}"
+        " --selections {params.selections}"
+        " --confidence {params.confidence}"
+        " --resamples {params.resamples}"
+        " {params.tiny}"
+        " --table {output.table:q}"
+        " --report {output.report:q}"
         " > {log:q} 2>&1"
