@@ -138,6 +138,7 @@ def cmd_check_shards(a) -> None:
 def cmd_build_base_model(a) -> None:
     import shutil
 
+    from .gguf_source import is_gguf
     from .modeling import write_manifest
     from .provenance import provenance, write_json
     from .records import read_prepared
@@ -153,6 +154,11 @@ def cmd_build_base_model(a) -> None:
         stats = build_tiny(tmp, examples, a.base_model["tiny"], max_seq_len=a.max_seq_len)
         write_manifest(tmp, a.base_model, ".")
         write_json(tmp / "metrics.json", stats)
+    elif is_gguf(a.base_model):  # expanded once into a plain model folder; jobs load that
+        from .gguf_source import build_from_gguf
+
+        write_json(tmp / "metrics.json", build_from_gguf(tmp, a.base_model))
+        write_manifest(tmp, a.base_model, ".")
     else:
         write_manifest(tmp, a.base_model, a.base_model["source"])
     write_json(tmp / "provenance.json", provenance({"base_model": a.base_model}))
@@ -323,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output TSV")
 
     sp = add(
-        "build-base-model", cmd_build_base_model, "Build the tiny base model, or record where a hub/local model is."
+        "build-base-model", cmd_build_base_model, "Build the tiny base model, expand a GGUF file, or record where a hub/local model is."
     )
     sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
     sp.add_argument("--train", nargs="*", default=[], help="pre-training text for the tiny model (prepared JSONL)")

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,14 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append("selection.weights: all weights are 0; give at least one domain a positive weight")
 
     source = config["base_model"]["source"]
-    if source != "tiny" and looks_like_path(source) and not (base_dir / Path(source).expanduser()).exists():
+    from .gguf_source import is_gguf, resolve_gguf
+
+    if is_gguf(config["base_model"]):
+        try:
+            resolve_gguf(config["base_model"], base_dir)
+        except UserError as exc:
+            problems.append(str(exc))
+    elif source != "tiny" and looks_like_path(source) and not (base_dir / Path(source).expanduser()).exists():
         problems.append(
             f"base_model.source: local model folder {source!r} does not exist (relative to {str(base_dir)!r}); "
             "fix the path, or give a hub id such as mistralai/Mistral-7B-Instruct-v0.2, or `tiny`"
