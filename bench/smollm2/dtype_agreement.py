@@ -11,7 +11,8 @@ validation sets). Measured there, with the run's adapters (trained in the run's 
    C(M_i, V_j) and of the mean C, the Spearman correlation of the two rankings, top-k and bottom ranks;
 2. training (``--retrain``): those shards fine-tuned again in float32 with the same recipe, scored in
    float32: their C against the run's bf16-trained, bf16-scored values (the whole bf16 path vs the whole
-   float32 path for those shards), and response tokens/s of both trainings.
+   float32 path for those shards), and response tokens/s of both trainings. An adapter already in
+   ``<out stem>-float32-<shard>/`` next to ``--out`` is reused.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ def main() -> None:
         for s in a.retrain:
             examples = read_prepared(run / "results" / "data" / "shards" / f"{s}.jsonl")
             dest = a.out.parent / f"{a.out.stem}-float32-{s}"
-            m = finetune(examples, base_dir, dest, base_cfg=fp32, ft=cfg["finetune"], name=f"{s}-float32")
+            if (dest / "metrics.json").is_file():  # trained already (e.g. by `complementarity finetune`)
+                m = json.loads((dest / "metrics.json").read_text())
+            else:
+                m = finetune(examples, base_dir, dest, base_cfg=fp32, ft=cfg["finetune"], name=f"{s}-float32")
             bf16 = json.loads((run / "results" / "shards" / s / "metrics.json").read_text())
             speed[s] = {"bfloat16_response_tokens_per_s": bf16["response_tokens_per_second"],
                         "float32_response_tokens_per_s": m["response_tokens_per_second"],
