@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--run", required=True, type=Path, help="a finished run of --config")
     ap.add_argument("--config", required=True, help="the config the run used")
     ap.add_argument("--retrain", nargs="*", default=[], help="shards to fine-tune again in float32")
+    ap.add_argument("--validation-limit", type=int, default=None, help="score only the first N records per domain")
     ap.add_argument("--out", required=True, type=Path)
     a = ap.parse_args()
 
@@ -54,12 +55,16 @@ def main() -> None:
     domains = list(cfg["domains"])
     run = a.run.resolve()
     base_dir = run / "results" / "base_model"
-    validation = {d: read_prepared(run / "results" / "data" / "domains" / d / "validation.jsonl") for d in domains}
+    validation = {
+        d: read_prepared(run / "results" / "data" / "domains" / d / "validation.jsonl")[: a.validation_limit]
+        for d in domains
+    }
     shards = sorted(p.name for p in (run / "results" / "shards").iterdir() if (p / "adapter_config.json").is_file())
     adapters = {s: run / "results" / "shards" / s for s in shards}
     k = cfg["selection"]["k"]
     kw = {"max_seq_len": cfg["finetune"]["max_seq_len"], "batch_size": cfg["scoring"]["batch_size"]}
-    out: dict = {"run": str(run), "config": a.config, "shards": shards, "domains": domains, "scoring": {}}
+    out: dict = {"run": str(run), "config": a.config, "shards": shards, "domains": domains, "scoring": {},
+                 "validation_records": {d: len(v) for d, v in validation.items()}}  # fmt: skip
 
     losses, tables = {}, {}
     for dtype in ("bfloat16", "float32"):
