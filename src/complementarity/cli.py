@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output TSV")
 
     sp = add(
-        "build-base-model", cmd_build_base_model, "Build the tiny base model, expand a GGUF file, or record where a hub/local model is."
+        "build-base-model", cmd_build_base_model, "Build the tiny model, expand a GGUF, or record a hub/local model."
     )
     sp.add_argument("--base-model", type=_json, required=True, help="JSON: config `base_model` section")
     sp.add_argument("--train", nargs="*", default=[], help="pre-training text for the tiny model (prepared JSONL)")

@@ -55,7 +55,8 @@ def device_and_dtype(dtype: str = "auto", *, tiny: bool = False):
         if device.type == "cpu" and not tiny and cpu_has_native_bf16():
             return device, torch.bfloat16
         return device, torch.float32
-    if dtype in ("bfloat16", "float16") and device.type == "cpu" and not (dtype == "bfloat16" and cpu_has_native_bf16()):
+    native = dtype == "bfloat16" and cpu_has_native_bf16()
+    if dtype in ("bfloat16", "float16") and device.type == "cpu" and not native:
         log.warning("dtype %s on this CPU (no native bf16) is slow and less precise; consider dtype: auto", dtype)
     return device, getattr(torch, dtype)
 
