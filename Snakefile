@@ -19,12 +19,20 @@ if not workflow.overwrite_configfiles:
 report: "workflow/report/workflow.rst"
 
 
+# One rule file per stage of the method, in its order; each has the name of its package module and
+# its CLI subcommand (complementarity.<stage>, `complementarity <stage>`). ARCHITECTURE.md maps them.
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/model.smk"
+include: "workflow/rules/prepare.smk"
 include: "workflow/rules/shards.smk"
-include: "workflow/rules/select.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/base_model.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/scoring.smk"
+include: "workflow/rules/selection.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/cost.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/study.smk"
 
 
@@ -39,6 +47,8 @@ localrules:
     study,
     study_data,
     analyze_study,
+    cost_table,
+    export,
 
 
 rule all:
@@ -47,4 +57,5 @@ rule all:
         "results/complementarity.tsv",
         "results/selection.json",
         "results/final",
+        "results/cost.tsv",
         "results/report.md" if EVALUATE else [],

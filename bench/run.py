@@ -42,11 +42,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 import yaml
 
+from complementarity.finetune import LoraTrainer, lora_config
 from complementarity.modeling import encode_all, load_base, write_manifest
 from complementarity.scoring import nll, score
 from complementarity.sources import load_source
 from complementarity.tiny import build_tiny
-from complementarity.train import LoraTrainer, lora_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -282,7 +282,7 @@ def bench_scoring(
 
 
 def bench_score_jobs(base_dir: Path, adapters: dict[str, Path], validation, work: Path) -> dict[str, Any]:
-    """What scoring.group_size changes in the DAG: one `complementarity score` process for all adapters
+    """What scoring.group_size changes in the DAG: one `complementarity scoring` process for all adapters
     versus one process per adapter (each pays Python start-up, torch/transformers/peft imports, the base
     load and PEFT injection). Real CLI subprocesses, as Snakemake jobs run them."""
     from complementarity.records import write_jsonl
@@ -293,7 +293,7 @@ def bench_score_jobs(base_dir: Path, adapters: dict[str, Path], validation, work
         write_jsonl(path, exs)
         files.append(f"{d}={path}")
     common = [
-        str(BIN / "complementarity"), "score", "--base", str(base_dir), "--base-model", json.dumps(BASE_CFG),
+        str(BIN / "complementarity"), "scoring", "--base", str(base_dir), "--base-model", json.dumps(BASE_CFG),
         "--validation", *files, "--max-seq-len", str(CONFIG["finetune"]["max_seq_len"]),
         "--batch-size", str(CONFIG["scoring"]["batch_size"]),
     ]  # fmt: skip

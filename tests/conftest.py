@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from complementarity.config import defaults
+from complementarity.settings import FinetuneSettings
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real"
 BIN = Path(sys.executable).parent
@@ -75,7 +78,10 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+# Settings of the CPU smoke tests: the schema's defaults (the one place defaults live) with what the
+# tests change to stay small and fast.
 TINY = {
+    **defaults("base_model")["tiny"],
     "vocab_size": 300,
     "hidden_size": 64,
     "num_layers": 2,
@@ -84,38 +90,32 @@ TINY = {
     "max_position_embeddings": 128,
     "pretrain_steps": 30,
     "pretrain_batch_size": 16,
-    "pretrain_learning_rate": 0.003,
     "pretrain_on": "domains",
-    "seed": 0,
 }
-BASE_CFG = {
-    "source": "tiny",
-    "dtype": "auto",
-    "quantization": "none",
-    "prompt_template": "plain",
-    "revision": None,
-    "tiny": TINY,
-}
+BASE_CFG = {**defaults("base_model"), "prompt_template": "plain", "tiny": TINY}
 FINETUNE = {
+    **defaults("finetune"),
     "lora_r": 4,
     "lora_alpha": 8,
     "lora_dropout": 0.0,
-    "target_modules": "all-linear",
     "learning_rate": 0.003,
-    "weight_decay": 0.0,
     "warmup_ratio": 0.1,
-    "epochs": 1,
     "max_steps": 20,
-    "batch_size": 8,
-    "grad_accum": 1,
     "max_seq_len": 64,
-    "max_grad_norm": 1.0,
-    "gradient_checkpointing": False,
-    "truncation": "cut_prompt",
     "checkpoint_every": 0,
-    "keep_checkpoints": False,
-    "seed": 0,
 }
+
+
+def finetune_flags(ft: dict) -> list[str]:
+    """The finetune command's settings flags, as the rules pass them: ``--finetune`` holds the keys the
+    adapter depends on, the checkpoint cadence and training logs come separately."""
+    s = FinetuneSettings.from_dict(ft)
+    return [
+        "--finetune", s.result_json(),
+        "--checkpoint-every", str(s.checkpoint_every),
+        "--keep-checkpoints", str(int(s.keep_checkpoints)),
+        "--report-to", s.report_to,
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +130,7 @@ def demo_prepared(tmp_path_factory) -> Path:
         for d in ("arithmetic", "reverse", "sort", "units")
     }
     data = {"validation_fraction": 0.1, "validation_max": 40, "leakage": "error", "seed": 0}
-    run_cli("prepare-data", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(out))
+    run_cli("prepare", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(out))
     return out
 
 
@@ -140,7 +140,7 @@ def tiny_base(tmp_path_factory, demo_prepared) -> Path:
     out = tmp_path_factory.mktemp("base") / "base_model"
     train = sorted(str(p) for p in demo_prepared.glob("*/train.jsonl"))
     run_cli(
-        "build-base-model",
+        "base_model",
         "--base-model",
         json.dumps(BASE_CFG),
         "--train",

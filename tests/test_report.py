@@ -8,8 +8,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from complementarity.metric import random_k
 from complementarity.report import comparisons, evaluation_table, figures, markdown_report
+from complementarity.selection import random_k
 from complementarity.stats import paired_bootstrap, wilson
 
 
@@ -109,3 +109,20 @@ def test_report_compares_the_selected_model_with_the_baselines(evals, tmp_path):
     t2 = evaluation_table(evals_shards, {}, 1000, 0.95)
     names = {p.name for p in figures(t2, comp, selection, tmp_path / "s", confidence=0.95)}
     assert "complementarity_vs_accuracy.png" in names
+
+
+def test_report_compares_retrain_with_merge(evals):
+    """evaluation.final_methods [retrain, merge]: the merged model gets its column and its paired comparison."""
+    evals = {**evals, "final_merge": {"a": _result([1] * 12 + [0] * 8), "b": _result([1] * 2 + [0] * 18)}}
+    t = evaluation_table(evals, {"final": 200, "final_merge": 200, "all_data": 1000}, 1000, 0.95)
+    comps = comparisons(evals, confidence=0.95, resamples=1000)
+    by = {(c["domain"], c["against"]): c for c in comps}
+    assert by[("a", "final_merge")]["diff"] == pytest.approx(0.75 - 0.6)
+    comp = pd.DataFrame({"shard": ["s1", "s2"], "a": [0.1, 0.05], "b": [0.2, 0.0]})
+    comp["mean"] = comp[["a", "b"]].mean(axis=1)
+    selection = {"k": 1, "metric": "relative", "selected": ["s1"]}
+    text = markdown_report(t, comps, comp, selection, confidence=0.95, tiny=False, untested=[], final_method="retrain")
+    assert "| domain | n | base model | selected (Complementarity) | selected, adapters merged | random k" in text
+    assert "| a | 20 | 0.0 [0.0, 16.1] | 75.0 [53.1, 88.8] | 60.0 [38.7, 78.1] | 20.0 ± 7.1 |" in text
+    assert "| a | selected, adapters merged | +15.0 |" in text
+    assert "Against **selected, adapters merged**:" in text and "`final.method: retrain`" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BASE_CFG, BIN, FINETUNE, env_with_bin, run_cli
+from conftest import BASE_CFG, BIN, FINETUNE, env_with_bin, finetune_flags, run_cli
 from safetensors.torch import load_file
 
 STEPS = 150
@@ -21,7 +21,7 @@ FT = {**FINETUNE, "max_steps": STEPS, "checkpoint_every": 10, "lora_dropout": 0.
 def finetune_args(base: Path, train: Path, out: Path, ckpt: Path, **overrides) -> list[str]:
     ft = {**FT, **overrides}
     return [
-        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), "--finetune", json.dumps(ft),
+        "finetune", "--base", str(base), "--base-model", json.dumps(BASE_CFG), *finetune_flags(ft),
         "--train", str(train), "--name", out.name, "--checkpoint-dir", str(ckpt), "--out", str(out),
     ]  # fmt: skip
 

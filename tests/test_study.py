@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from complementarity.errors import UserError
+from complementarity.plan import study_models
 from complementarity.records import Example
 from complementarity.study import (
     compare_predictors,
@@ -17,7 +18,6 @@ from complementarity.study import (
     correlation_table,
     seed_selection_table,
     study_datasets,
-    study_models,
 )
 from complementarity.tables import complementarity_table
 
@@ -172,13 +172,26 @@ def test_study_data_cli_writes_equal_sets_and_rejects_too_many_examples(demo_pre
 
     train = [f"{d}={demo_prepared / d / 'train.jsonl'}" for d in ("arithmetic", "sort")]
     models = json.dumps(study_models(["arithmetic", "sort"]))
-    run_cli("study-data", "--train", *train, "--models", models, "--examples", "50", "--out-dir", str(tmp_path / "ok"))
+    run_cli(
+        "study",
+        "data",
+        "--seed",
+        "0",
+        "--train",
+        *train,
+        "--models",
+        models,
+        "--examples",
+        "50",
+        "--out-dir",
+        str(tmp_path / "ok"),
+    )
     manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
     assert manifest["examples_per_model"] == 50
     for model in ("arithmetic", "sort", "arithmetic+sort"):
         assert len(read_prepared(tmp_path / "ok" / f"{model}.jsonl")) == 50
     proc = run_cli(
-        "study-data", "--train", *train, "--models", models, "--examples", "100000", "--out-dir", str(tmp_path / "bad"),
+        "study", "data", "--seed", "0", "--train", *train, "--models", models, "--examples", "100000", "--out-dir", str(tmp_path / "bad"),
         check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "ERROR: study.examples_per_model: 100000 examples per model" in proc.stderr

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from complementarity.errors import UserError
-from complementarity.tables import complementarity_table, select, write_tsv
+from complementarity.selection import select
+from complementarity.tables import complementarity_table, write_tsv
 
 BASE = {"math": {"nll": 2.0}, "code": {"nll": 4.0}}
 SHARDS = {

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import REAL, REPO, copy_workflow, job_counts, run_snakemake
 
-from complementarity.metric import random_k
+from complementarity.selection import random_k
 
 pytestmark = pytest.mark.workflow
 
@@ -92,7 +92,7 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
-    for command in ("finetune", "score", "evaluate"):
+    for command in ("finetune", "scoring", "evaluation"):
         gpu_lines = [ln for ln in proc.stdout.splitlines() if f"complementarity {command} " in ln]
         prefix = f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 complementarity {command} "
         assert gpu_lines and all(prefix in ln for ln in gpu_lines), command
@@ -100,6 +100,23 @@ def test_paper_config_builds_its_dag_offline(scratch):
     study = job_counts(run_snakemake(scratch, "-n", "study", "--configfile", "config/paper.yaml").stdout)
     assert study["finetune_study"] == 10 and study["finetune_shard_seed"] == 20 and study["finetune_shard"] == 10
     assert study["evaluate_model"] == 1 + 10 + 10 and study["score_group"] == 2 + 2 + 2 * 2
+
+
+def test_dry_run_of_both_final_methods_and_the_export(scratch):
+    def edit(cfg):
+        cfg["final"]["method"] = "merge"
+        cfg["evaluation"]["final_methods"] = ["retrain"]
+
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "merge_both.yaml", edit))
+    counts = job_counts(proc.stdout)
+    assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
+    assert counts["evaluate_model"] == 7  # base, final, final_retrain, all_data, 3 random-k
+    assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
+    assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
+    # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
+    assert job_counts(run_snakemake(scratch, "-n", "export").stdout)["export_merged"] == 1
+    paper = job_counts(run_snakemake(scratch, "-n", "export", "--configfile", "config/paper.yaml").stdout)
+    assert paper["export_merged_gpu"] == 1 and "export_merged" not in paper
 
 
 def test_invalid_config_stops_before_any_job(scratch):
@@ -176,6 +193,17 @@ def test_default_run_outputs(default_run):
     for fig in ("complementarity_heatmap", "accuracy"):
         for ext in ("png", "svg"):
             assert (default_run / "results" / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
+    # Cost: every stage from the benchmark files; the selection against the all-data baseline.
+    cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
+    assert (
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 6
+    )
+    assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
+    selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
+    assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
+    assert cost.loc["total: all-data baseline", "data_fraction"] == 1 and (cost["wall_s"] > 0).all()
+    assert cost.loc["fan-out", "gpu_hours_requested"] == 10 * 4  # 10 jobs x gpu=1 x runtime 240 min
+    assert "## Cost of each stage" in report and "| **total: all-data baseline** | 1 |" in report
     # Nothing left to do: the run is complete and consistent.
     assert dry_run(default_run) == {}
 
@@ -254,7 +282,7 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
     assert dry_run(default_run, "--configfile", path) == {
         "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
-        "evaluate_model": 4, "report": 1, "all": 1,
+        "evaluate_model": 4, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -266,9 +294,27 @@ def test_changing_the_metric_reruns_the_fan_in_only(default_run):
         "select_topk": 1,
         "finetune_final": 1,
         "evaluate_model": 1,
+        "cost_table": 1,
         "report": 1,
         "all": 1,
     }
+
+
+def test_changing_the_final_method_reruns_only_the_final_stage_and_what_follows(default_run):
+    """final.method merge replaces the final fine-tune by a merge; nothing upstream reruns."""
+    path = write_config(default_run, "merge.yaml", lambda cfg: cfg["final"].update(method="merge"))
+    after_final = {"evaluate_model": 1, "cost_table": 1, "report": 1, "all": 1}
+    assert dry_run(default_run, "--configfile", path) == {"merge_final": 1, **after_final}
+    # Merge settings only matter to the merge: with retrain they rerun nothing.
+    path = write_config(default_run, "dens.yaml", lambda cfg: cfg["final"]["merge"].update(combination="svd"))
+    assert dry_run(default_run, "--configfile", path) == {}
+    # Both methods evaluated: the merge is built beside results/final (untouched) and evaluated as final_merge.
+    path = write_config(
+        default_run, "both.yaml", lambda cfg: cfg["evaluation"].update(final_methods=["retrain", "merge"])
+    )
+    proc = run_snakemake(default_run, "-n", "--configfile", path)
+    assert job_counts(proc.stdout) == {"merge_final": 1, **after_final}
+    assert "results/final_merge" in proc.stdout and "wildcards: model=final_merge" in proc.stdout
 
 
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
@@ -277,6 +323,22 @@ def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default
     assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
     assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
+    # ... and what follows them: their scoring, the fan-in, the report.
+    assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
+
+
+def test_changing_checkpointing_or_training_logs_reruns_nothing(default_run):
+    """Checkpoint cadence and retention, and the training logs, change how a fine-tune runs, not the
+    adapter it writes."""
+    path = write_config(
+        default_run,
+        "ckpt.yaml",
+        lambda cfg: cfg["finetune"].update(checkpoint_every=7, keep_checkpoints=True, report_to="tensorboard"),
+    )
+    assert dry_run(default_run, "--configfile", path) == {}
+    # The values still reach the job (as resources, which Snakemake does not compare between runs).
+    proc = run_snakemake(default_run, "-n", "-p", "--forcerun", "finetune_final", "--configfile", path)
+    assert "--checkpoint-every 7 --keep-checkpoints 1 --report-to tensorboard" in proc.stdout
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):
@@ -286,7 +348,7 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
     # Its scoring group (cand01-cand05, scoring.group_size 5) is rescored: one job, one base-model load.
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
-    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "all": 1}
+    expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
     with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}

@@ -99,7 +99,7 @@ def main() -> None:
 
     if a.retrain:
         fp32 = {**cfg["base_model"], "dtype": "float32"}
-        from complementarity.train import finetune
+        from complementarity.finetune import finetune
 
         retrained, speed = {}, {}
         for s in a.retrain:

@@ -61,6 +61,13 @@ def _fill_defaults(node: Any, schema: dict[str, Any]) -> None:
                 _fill_defaults(value, extra)
 
 
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of one config section (nested objects filled in too)."""
+    node: dict[str, Any] = {}
+    _fill_defaults(node, load_schema()["properties"][section])
+    return node
+
+
 def _key_path(path: Any) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
@@ -206,6 +213,10 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append(
             f"base_model.tiny.num_heads: {tiny['num_heads']} does not divide hidden_size {tiny['hidden_size']}; pick a divisor"
         )
+    if "merge" in (config["final"]["method"], *config["evaluation"]["final_methods"]):
+        from .merge import merge_settings_errors
+
+        problems += merge_settings_errors(config["final"]["merge"])
     return problems
 
 
@@ -231,3 +242,16 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
 def load_config(path: str | Path, base_dir: str | Path = ".") -> dict[str, Any]:
     """Read a YAML config and validate it."""
     return validate_config(load_yaml(path), base_dir)
+
+
+# --- CLI: complementarity validate-config -----------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--base-dir", default=".", help="folder relative paths in the config resolve against")
+
+
+def run(args) -> None:
+    cfg = load_config(args.config, args.base_dir)
+    print(f"OK: {args.config}: {len(cfg['domains'])} domains, {len(shard_ids(cfg))} shards, k={cfg['selection']['k']}")

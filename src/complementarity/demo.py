@@ -17,6 +17,7 @@ what a bad scrape or a mislabelled batch looks like. ``MANIFEST.json`` names the
 from __future__ import annotations
 
 import json
+import logging
 import random
 import string
 from collections.abc import Callable
@@ -117,3 +118,17 @@ def make_demo_data(
     }
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+# --- CLI: complementarity make-demo-data ------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    parser.add_argument("--out", default="config/demo", help="output folder")
+
+
+def run(args) -> None:
+    manifest = make_demo_data(args.out)
+    logging.getLogger(__name__).info(
+        "wrote demo data to %s (corrupted shards: %s)", args.out, ", ".join(manifest["corrupted"])
+    )

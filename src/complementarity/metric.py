@@ -1,4 +1,4 @@
-"""Complementarity, and top-k selection of shards.
+"""Complementarity: how much fine-tuning on a shard lowers a domain's validation loss.
 
 Our definition (the paper's exact formula was not available to us):
 
@@ -57,19 +57,3 @@ def weighted_mean(scores: dict[str, float], weights: dict[str, float] | None = N
         return sum(scores.values()) / len(scores)
     total = sum(weights.get(d, 0.0) for d in scores)
     return sum(s * weights.get(d, 0.0) for d, s in scores.items()) / total
-
-
-def top_k(means: dict[str, float], k: int) -> list[str]:
-    """The k shard ids with the highest mean, best first; ties go to the smaller shard id (deterministic)."""
-    if not 1 <= k <= len(means):
-        raise UserError(f"selection.k: k={k} must be between 1 and the number of shards N={len(means)}")
-    return [s for s, _ in sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
-
-
-def random_k(shards: list[str], k: int, seed: int) -> list[str]:
-    """The random-k baseline's shards: k of ``shards`` drawn with ``seed`` (independent of their order)."""
-    import random
-
-    if not 1 <= k <= len(shards):
-        raise UserError(f"selection.k: k={k} must be between 1 and the number of shards N={len(shards)}")
-    return random.Random(seed).sample(sorted(shards), k)

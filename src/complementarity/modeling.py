@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +156,7 @@ def read_manifest(base_dir: str | Path) -> dict[str, Any]:
     path = Path(base_dir, MANIFEST)
     if not path.is_file():
         raise UserError(
-            f"{str(path)!r} does not exist: --base must be a folder written by `complementarity build-base-model`"
+            f"{str(path)!r} does not exist: --base must be a folder written by `complementarity base_model`"
         )
     manifest = json.loads(path.read_text())
     if manifest["weights"] == ".":
@@ -340,3 +342,35 @@ def collate(batch: list[Encoded], pad_id: int):
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
     return ids, mask, labels
+
+
+# --- training helpers shared by the tiny model's pre-training and LoRA fine-tuning ----------------
+
+
+def set_seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def length_grouped_batches(
+    items: list[Encoded], batch_size: int, *, seed: int, group: int = 32
+) -> Iterator[list[Encoded]]:
+    """Shuffle, sort by length within windows of ``group`` batches, then shuffle the batches.
+
+    Sequences of similar length share a batch (little padding) while the order stays random.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    window = batch_size * group
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: len(items[i].input_ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    for b in batches:
+        yield [items[i] for i in b]

@@ -162,19 +162,27 @@ def prepare_domains(
     return out, report
 
 
-def random_shards(train: list[Example], n_shards: int, seed: int, ids: list[str]) -> dict[str, list[Example]]:
-    """The paper's sharding: shuffle the pooled training data and cut it into N disjoint, near-equal shards."""
-    if n_shards > len(train):
-        raise DataError(
-            f"sharding.n_shards: N={n_shards} is larger than the {len(train)} pooled training records; "
-            "lower n_shards or add training data"
-        )
-    pool = sorted(train, key=lambda ex: (ex.domain or "", ex.id))  # order-independent of input order
-    random.Random(seed).shuffle(pool)
-    base, extra = divmod(len(pool), n_shards)
-    shards, start = {}, 0
-    for i, sid in enumerate(ids):
-        size = base + (1 if i < extra else 0)
-        shards[sid] = pool[start : start + size]
-        start += size
-    return shards
+# --- CLI: complementarity prepare --------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg
+
+    parser.add_argument("--domains", type=json_arg, required=True, help="JSON: config `domains` section")
+    parser.add_argument("--data", type=json_arg, required=True, help="JSON: config `data` section")
+    parser.add_argument("--base-dir", default=".", help="folder relative data paths resolve against")
+    parser.add_argument("--out-dir", required=True, help="writes OUT_DIR/<domain>/{train,validation,test}.jsonl")
+
+
+def run(args) -> None:
+    from .provenance import write_json
+    from .records import write_jsonl
+
+    domains, report = prepare_domains(args.domains, args.data, args.base_dir)
+    out = Path(args.out_dir)
+    for name, splits in domains.items():
+        for split, exs in splits.items():
+            write_jsonl(out / name / f"{split}.jsonl", exs)
+    write_json(out / "report.json", report)
+    for name, rep in report["domains"].items():
+        log.info("%s: %d train, %d validation, %d test", name, rep["train"], rep["validation"], rep["test"])

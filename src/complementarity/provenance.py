@@ -45,13 +45,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
-    """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` atomically (temp file beside it + rename), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = True) -> None:
+    """Write JSON atomically (temp file + rename); ``sort_keys=False`` keeps insertion order."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
 
 
 def provenance(settings: dict[str, Any], **extra: Any) -> dict[str, Any]:

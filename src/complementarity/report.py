@@ -1,7 +1,10 @@
 """The results table, the Table-3 analogue in Markdown, and the figures.
 
 Models: ``base`` (no fine-tuning), ``final`` (the Complementarity selection), ``all_data`` (every
-shard), ``random_k_seed<s>`` (k random shards), ``shard-<id>`` (one shard, optional).
+shard), ``random_k_seed<s>`` (k random shards), ``shard-<id>`` (one shard, optional); the names are
+:mod:`.plan`'s protocol.
+
+CLI: ``complementarity report`` (rule report in workflow/rules/report.smk).
 """
 
 from __future__ import annotations
@@ -11,9 +14,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .plan import is_kind, parse_model
 from .stats import paired_bootstrap, wilson
 
-LABELS = {"base": "base model", "final": "selected (Complementarity)", "all_data": "all data", "random_k": "random k"}
+LABELS = {
+    "base": "base model",
+    "final": "selected (Complementarity)",
+    "all_data": "all data",
+    "random_k": "random k",
+    # evaluation.final_methods: the final model made by the other method, beside final.method's
+    "final_retrain": "selected, retrained",
+    "final_merge": "selected, adapters merged",
+}
 
 
 def load_evaluations(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
@@ -54,14 +66,14 @@ def _correct_vector(result: dict[str, Any]) -> list[float]:
 def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resamples: int) -> list[dict[str, Any]]:
     """Paired bootstrap of the selected model against random-k (mean over seeds), all-data and base."""
     out = []
-    random_models = sorted(m for m in evals if m.startswith("random_k_seed"))
+    random_models = sorted(m for m in evals if is_kind(m, "random_k"))
     for domain in evals.get("final", {}):
         final = _correct_vector(evals["final"][domain])
         against: dict[str, list[float]] = {}
         if random_models:
             vectors = [_correct_vector(evals[m][domain]) for m in random_models]
             against["random_k"] = [sum(col) / len(col) for col in zip(*vectors, strict=True)]
-        for other in ("all_data", "base"):
+        for other in (*sorted(m for m in evals if is_kind(m, "final_method")), "all_data", "base"):
             if other in evals:
                 against[other] = _correct_vector(evals[other][domain])
         for other, vec in against.items():
@@ -83,8 +95,10 @@ def markdown_report(
     confidence: float,
     tiny: bool,
     untested: list[str],
+    final_method: str = "retrain",
+    cost: str | Path | None = None,
 ) -> str:
-    """The Markdown report: selection, the accuracy table with CIs, and what the comparisons say."""
+    """The Markdown report: selection, the accuracy table with CIs, what the comparisons say, the cost."""
     level = f"{round(100 * confidence)}%"
     lines = ["# Complementarity selection: results", ""]
     if tiny:
@@ -94,6 +108,13 @@ def markdown_report(
             "",
         ]
     lines += [
+        f"Final model (`final.method: {final_method}`): "
+        + (
+            "fine-tuned on the union of the selected shards."
+            if final_method == "retrain"
+            else "the selected shards' LoRA adapters merged, no training (see results/final/metrics.json)."
+        ),
+        "",
         f"Selected shards (k={selection['k']}, metric `{selection['metric']}`): "
         + ", ".join(f"**{s}**" for s in selection["selected"]),
         "",
@@ -108,14 +129,16 @@ def markdown_report(
         lines.append(f"| {row['shard']}{mark} | " + " | ".join(cells) + " |")
 
     models = list(dict.fromkeys(table["model"]))
-    random_models = [m for m in models if m.startswith("random_k_seed")]
-    shown = [m for m in ("base", "final", "all_data") if m in models]
+    random_models = [m for m in models if is_kind(m, "random_k")]
+    finals = sorted(m for m in models if is_kind(m, "final_method"))
+    shown = [m for m in ("base", "final", *finals, "all_data") if m in models]
+    n_first = 2 + len(finals)  # the columns before random k
     domains = list(dict.fromkeys(table["domain"]))
     lines += ["", f"## Test accuracy (%), {level} Wilson interval in brackets", ""]
-    header = ["domain", "n"] + [LABELS[m] for m in shown[:2]]
+    header = ["domain", "n"] + [LABELS[m] for m in shown[:n_first]]
     if random_models:
         header.append(f"random k (mean ± sd of {len(random_models)} seeds)")
-    header += [LABELS[m] for m in shown[2:]]
+    header += [LABELS[m] for m in shown[n_first:]]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     by = table.set_index(["model", "domain"])
     for d in domains:
@@ -126,13 +149,13 @@ def markdown_report(
             r = by.loc[(m, d)]
             return f"{_pct(r['score'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
-        cells += [cell(m) for m in shown[:2]]
+        cells += [cell(m) for m in shown[:n_first]]
         if random_models:
             scores = [float(by.loc[(m, d), "score"]) for m in random_models]
             mean = sum(scores) / len(scores)
             sd = (sum((s - mean) ** 2 for s in scores) / max(1, len(scores) - 1)) ** 0.5
             cells.append(f"{_pct(mean)} ± {_pct(sd)}")
-        cells += [cell(m) for m in shown[2:]]
+        cells += [cell(m) for m in shown[n_first:]]
         lines.append("| " + " | ".join(cells) + " |")
     fractions = {m: float(table[table["model"] == m]["train_fraction"].iloc[0]) for m in models}
     lines += [
@@ -141,7 +164,7 @@ def markdown_report(
         + ", ".join(
             f"{LABELS.get(m, m)} {_pct(f)}%"
             for m, f in fractions.items()
-            if not m.startswith("shard-") and not m.startswith("random_k_seed")
+            if not is_kind(m, "shard") and not is_kind(m, "random_k")
         ),
     ]
     if random_models:
@@ -160,7 +183,7 @@ def markdown_report(
                 + " |"
             )
         lines += ["", f"## In short (better or worse: the {level} interval of the difference excludes 0)", ""]
-        for other in ("random_k", "all_data"):
+        for other in ("random_k", *finals, "all_data"):
             rows = [c for c in comps if c["against"] == other]
             if not rows:
                 continue
@@ -173,6 +196,17 @@ def markdown_report(
             text += f", no clear difference on {len(unclear)}" + (f" ({', '.join(unclear)})" if unclear else "")
             text += "."
             lines.append(text)
+    if cost is not None:
+        from .cost import markdown_cost
+
+        lines += ["", "## Cost of each stage", ""]
+        lines += markdown_cost(cost)
+        lines += [
+            "",
+            "Wall and CPU seconds are summed over a stage's jobs (Snakemake benchmark files); trainer seconds are",
+            "the training loops' own; peak memory is the largest job's. GPU-hours are what the jobs *requested*",
+            "(`resources: gpu` x `runtime` of each rule, as a SLURM job asks for them), not what they used.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -220,7 +254,7 @@ def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Pa
     save(fig, "complementarity_heatmap")
 
     # 2. Accuracy per domain with CI error bars, every model (shard models left out for legibility).
-    models = [m for m in dict.fromkeys(table["model"]) if not m.startswith("shard-")]
+    models = [m for m in dict.fromkeys(table["model"]) if not is_kind(m, "shard")]
     doms = list(dict.fromkeys(table["domain"]))
     width = 0.8 / max(1, len(models))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(doms) * max(1, len(models)) / 3), 4))
@@ -234,7 +268,7 @@ def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Pa
             x,
             s,
             width,
-            label=LABELS.get(m, m.replace("random_k_seed", "random k, seed ")),
+            label=LABELS.get(m) or (f"random k, seed {parse_model(m).id}" if is_kind(m, "random_k") else m),
             yerr=[s - lo, hi - s],
             capsize=2,
         )
@@ -245,17 +279,63 @@ def figures(table, complementarity, selection: dict[str, Any], out_dir: str | Pa
     save(fig, "accuracy")
 
     # 3. Scatter: each shard model's mean Complementarity against its mean test accuracy.
-    shard_models = [m for m in dict.fromkeys(table["model"]) if m.startswith("shard-")]
+    shard_models = [m for m in dict.fromkeys(table["model"]) if is_kind(m, "shard")]
     if shard_models:
         mean_c = dict(zip(complementarity["shard"], complementarity["mean"], strict=True))
-        xs = [mean_c[m.removeprefix("shard-")] for m in shard_models]
+        xs = [mean_c[parse_model(m).id] for m in shard_models]
         ys = [100 * table[table["model"] == m]["score"].mean() for m in shard_models]
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.scatter(xs, ys)
         for m, x, y in zip(shard_models, xs, ys, strict=True):
-            ax.annotate(m.removeprefix("shard-"), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(parse_model(m).id, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("mean Complementarity (validation)")
         ax.set_ylabel("mean test accuracy over domains (%)")
         ax.set_title("Shard models: Complementarity vs accuracy")
         save(fig, "complementarity_vs_accuracy")
     return written
+
+
+# --- CLI: complementarity report --------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import pair
+
+    parser.add_argument("--evaluations", nargs="+", required=True, help="evaluation JSON files (model = file stem)")
+    parser.add_argument("--adapter-metrics", type=pair, nargs="*", help="MODEL=metrics.json (training records used)")
+    parser.add_argument("--shards-table", required=True, help="checked.tsv (records per shard)")
+    parser.add_argument("--complementarity", required=True, help="complementarity.tsv")
+    parser.add_argument("--selection", required=True, help="selection.json")
+    parser.add_argument("--confidence", type=float, required=True, help="config evaluation.confidence")
+    parser.add_argument("--resamples", type=int, required=True, help="config evaluation.bootstrap_resamples")
+    parser.add_argument("--cost", help="cost.tsv: add the cost table to the report")
+    parser.add_argument(
+        "--final-method", choices=["retrain", "merge"], required=True, help="config final.method (named in the report)"
+    )
+    parser.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
+    parser.add_argument("--untested", nargs="*", help="domains without test data")
+    parser.add_argument("--table", required=True, help="output evaluation.tsv")
+    parser.add_argument("--report", required=True, help="output report.md")
+    parser.add_argument("--figures", required=True, help="output folder for the figures")
+
+
+def run(a) -> None:
+    import pandas as pd
+
+    from .provenance import atomic_write_text
+    from .tables import write_tsv
+
+    evals = load_evaluations(a.evaluations)
+    train_records = {name: json.loads(Path(path).read_text())["examples"] for name, path in a.adapter_metrics or []}
+    total = int(pd.read_csv(a.shards_table, sep="\t")["records"].sum())
+    table = evaluation_table(evals, train_records, total, a.confidence)
+    write_tsv(table, a.table)
+    complementarity = pd.read_csv(a.complementarity, sep="\t", dtype={"shard": str})
+    selection = json.loads(Path(a.selection).read_text())
+    comps = comparisons(evals, confidence=a.confidence, resamples=a.resamples)
+    figures(table, complementarity, selection, a.figures, confidence=a.confidence)
+    text = markdown_report(
+        table, comps, complementarity, selection, confidence=a.confidence, tiny=a.tiny, untested=a.untested or [],
+        final_method=a.final_method, cost=a.cost,
+    )  # fmt: skip
+    atomic_write_text(a.report, text)

@@ -178,3 +178,32 @@ def copy_adapter_weights(peft_model, path: str | Path, adapter_name: str) -> boo
         for key, tensor in saved.items():
             params[key].copy_(tensor)
     return True
+
+
+# --- CLI: complementarity scoring -------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg, pair
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument("--validation", type=pair, nargs="+", required=True, help="DOMAIN=FILE, one per domain")
+    parser.add_argument("--adapter", type=pair, nargs="*", help="NAME=ADAPTER_DIR; none scores the base model")
+    parser.add_argument("--max-seq-len", type=int, required=True, help="config finetune.max_seq_len (tokens)")
+    parser.add_argument("--batch-size", type=int, required=True, help="config scoring.batch_size (sequences)")
+    parser.add_argument("--out", required=True, help="output JSON")
+
+
+def run(args) -> None:
+    from .provenance import provenance, write_json
+    from .records import read_prepared
+
+    validation = {name: read_prepared(path) for name, path in args.validation}
+    scores = score(
+        args.base, validation, adapters=dict(args.adapter) if args.adapter else None, base_cfg=args.base_model,
+        max_seq_len=args.max_seq_len, batch_size=args.batch_size,
+    )  # fmt: skip
+    # Domains keep the config's order (the table's columns follow it).
+    prov = provenance({"base_model": args.base_model})
+    write_json(args.out, {"scores": scores, "provenance": prov}, sort_keys=False)

@@ -29,22 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .metric import complementarity, top_k
+from .metric import complementarity
+from .plan import shard_model, study_model
 from .records import Example, read_prepared, write_jsonl
+from .selection import top_k
 from .stats import bootstrap_correlation, linear_fit, spearman, spearman_rows
 
 log = logging.getLogger(__name__)
-
-PAIR_SEP = "+"
-
-
-def study_models(domains: list[str], pairs: bool = True) -> dict[str, list[str]]:
-    """{model id: domains it is trained on}: each single domain, then each pair (ids like ``a+b``)."""
-    models = {d: [d] for d in domains}
-    if pairs:
-        models |= {f"{a}{PAIR_SEP}{b}": [a, b] for a, b in itertools.combinations(domains, 2)}
-    return models
-
 
 # --- 1. training data of the single- and pair-domain models ------------------------------------------
 
@@ -523,6 +514,9 @@ def run_study(
     *,
     base_scores: str | Path,
     study_scores: list[str | Path],
+    table: str | Path,
+    selection: str | Path,
+    main_seed: int,
     seed_scores: dict[int, list[str | Path]],
     evaluations: list[str | Path],
     study_manifest: str | Path,
@@ -535,8 +529,14 @@ def run_study(
     tiny: bool,
     out_dir: str | Path,
 ) -> dict[str, Any]:
-    """Read the workflow's scores and evaluations, run the three analyses, write tables, report, figures."""
+    """Read the workflow's scores and evaluations, run the three analyses, write tables, report, figures.
+
+    ``table`` and ``selection`` are the main run's complementarity.tsv and selection.json (its
+    shard models are fine-tuned with seed ``main_seed``); ``seed_scores`` holds the shard scores of the other seeds.
+    """
+    from .provenance import atomic_write_text
     from .report import load_evaluations
+    from .selection import read_table
     from .tables import complementarity_table, read_scores, write_tsv
 
     out = Path(out_dir)
@@ -553,21 +553,26 @@ def run_study(
     base_score = {d: evals["base"][d]["score"] for d in tested}
 
     # 1. Correlation.
-    missing = [m for m in trained_on if f"study-{m}" not in evals or m not in studied]
+    missing = [m for m in trained_on if study_model(m) not in evals or m not in studied]
     if missing:
         raise UserError(f"study: no scores or evaluation for study model(s) {missing}")
     points = correlation_points(
         {d: base[d]["nll"] for d in tested},
         {m: {d: studied[m][d]["nll"] for d in tested} for m in trained_on},
         base_score,
-        {m: {d: evals[f"study-{m}"][d]["score"] for d in tested} for m in trained_on},
+        {m: {d: evals[study_model(m)][d]["score"] for d in tested} for m in trained_on},
         trained_on,
         metric=metric,
     )
     correlations = correlation_table(points, resamples=resamples, confidence=confidence, seed=settings["seed"])
 
     # 3 first: the per-seed Complementarity tables (seed 0's is the main run's, used by analysis 2).
-    tables = {}
+    if main_seed in seed_scores:
+        raise UserError(f"study: seed {main_seed} is the main run's; its table is {table}, not a --seed-scores file")
+    tables = {main_seed: read_table(table)}
+    selected = json.loads(Path(selection).read_text())["selected"]
+    if top_k(dict(zip(tables[main_seed]["shard"], tables[main_seed]["mean"], strict=True)), k) != selected:
+        raise UserError(f"study: {selection} does not hold the top {k} of {table}; rerun select_topk")
     for seed, files in seed_scores.items():
         shards: dict[str, dict] = {}
         for f in files:
@@ -578,7 +583,7 @@ def run_study(
     # 2. Predictors, on the first seed's shard models (the ones the main run selects from).
     first = tables[min(tables)].set_index("shard")
     shards = sorted(first.index)
-    names = [f"shard-{s}" for s in shards]
+    names = [shard_model(s) for s in shards]
     absent = [n for n in names if n not in evals]
     if absent:
         raise UserError(f"study: evaluation missing for shard model(s) {absent}")
@@ -610,9 +615,69 @@ def run_study(
         "examples_per_model": manifest["examples_per_model"],
     }
     text = study_markdown(correlations, predictors, seed_table, seed_summary, info, tiny=tiny)
-    tmp = out / "report.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "report.md")
+    atomic_write_text(out / "report.md", text)
     verdict_all = predictors.set_index("scope").loc["all", "verdict"]
     log.info("study written to %s; predictors: %s", out, verdict_all)
     return {"verdict": verdict_all, "seed_summary": seed_summary}
+
+
+# --- CLI: complementarity study data|analyze --------------------------------------------------------
+
+
+def run_data(a) -> None:
+    write_study_data(dict(a.train), a.models, a.out_dir, examples=a.examples, seed=a.seed)
+
+
+def run_analyze(a) -> None:
+    seed_scores: dict[int, list[str]] = {}
+    for seed, path in a.seed_scores or []:
+        seed_scores.setdefault(int(seed), []).append(path)
+    run_study(
+        base_scores=a.base_scores, study_scores=a.study_scores, table=a.table, selection=a.selection,
+        main_seed=a.main_seed, seed_scores=seed_scores, evaluations=a.evaluations, study_manifest=a.study_manifest,
+        metric=a.metric, weights=a.weights, k=a.k, settings=a.settings, confidence=a.confidence,
+        resamples=a.resamples, tiny=a.tiny, out_dir=a.out_dir,
+    )  # fmt: skip
+
+
+ACTIONS = {
+    "data": (run_data, "Training sets of the study's single- and pair-domain models (equal sizes)."),
+    "analyze": (run_analyze, "The study's analyses: correlation, predictor comparison, seed variance."),
+}
+
+
+def register_arguments(parser) -> None:
+    from .arguments import add_actions, json_arg, optional_int, pair
+
+    sp = add_actions(parser, ACTIONS)
+    d = sp["data"]
+    d.add_argument("--train", type=pair, nargs="+", required=True, help="DOMAIN=FILE prepared training sets")
+    d.add_argument("--models", type=json_arg, required=True, help="JSON: model id -> the domains it trains on")
+    d.add_argument(
+        "--examples", type=optional_int, required=True,
+        help="config study.examples_per_model; null = the smallest domain's size",
+    )  # fmt: skip
+    d.add_argument("--seed", type=int, required=True, help="config study.seed (sampling)")
+    d.add_argument("--out-dir", required=True, help="writes OUT_DIR/<model>.jsonl and manifest.json")
+
+    an = sp["analyze"]
+    an.add_argument("--base-scores", required=True, help="scores JSON of the base model")
+    an.add_argument("--study-scores", nargs="+", required=True, help="scores JSON of the study models")
+    an.add_argument("--table", required=True, help="the main run's complementarity.tsv")
+    an.add_argument("--selection", required=True, help="the main run's selection.json")
+    an.add_argument("--main-seed", type=int, required=True, help="config finetune.seed (the main run's shard models)")
+    an.add_argument("--seed-scores", type=pair, nargs="*", help="SEED=FILE shard scores of each further seed")
+    an.add_argument("--evaluations", nargs="+", required=True, help="evaluation JSON files (model = file stem)")
+    an.add_argument("--study-manifest", required=True, help="manifest.json from study data")
+    an.add_argument("--metric", required=True, help="config selection.metric")
+    an.add_argument("--weights", type=json_arg, required=True, help="JSON: config selection.weights")
+    an.add_argument("--k", type=int, required=True, help="config selection.k (for the seed analysis)")
+    an.add_argument("--settings", type=json_arg, required=True, help="JSON: config `study` section")
+    an.add_argument("--confidence", type=float, required=True, help="config evaluation.confidence")
+    an.add_argument("--resamples", type=int, required=True, help="config evaluation.bootstrap_resamples")
+    an.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
+    an.add_argument("--out-dir", required=True, help="writes tables, report.md and figures/ here")
+
+
+def run(args) -> None:
+    args.run(args)

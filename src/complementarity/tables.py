@@ -1,14 +1,12 @@
-"""The fan-in: Complementarity table from the loss scores, and the top-k selection."""
+"""The fan-in: the Complementarity table and the loss table from the scoring jobs' score files."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from .errors import UserError
-from .metric import complementarity, top_k, weighted_mean
-from .provenance import write_json
+from .metric import complementarity, weighted_mean
 
 
 def read_scores(path: str | Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -52,25 +50,3 @@ def write_tsv(df, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     tmp.replace(path)
-
-
-def select(table_path: str | Path, *, k: int, metric: str, out: str | Path) -> dict[str, Any]:
-    """Read the Complementarity table, keep the k best shards, write selection.json."""
-    import pandas as pd
-
-    df = pd.read_csv(table_path, sep="\t", dtype={"shard": str})
-    means = dict(zip(df["shard"], df["mean"], strict=True))
-    chosen = top_k(means, k)
-    domains = [c for c in df.columns if c not in ("shard", "mean")]
-    scores = {
-        row["shard"]: {"mean": float(row["mean"]), **{d: float(row[d]) for d in domains}} for _, row in df.iterrows()
-    }
-    selection = {
-        "k": k,
-        "metric": metric,
-        "selected": chosen,
-        "ranking": [s for s, _ in sorted(means.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "scores": scores,
-    }
-    write_json(out, selection)
-    return selection

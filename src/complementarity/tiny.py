@@ -52,8 +52,7 @@ def build_tiny(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .modeling import collate, encode_all
-    from .train import length_grouped_batches, set_seed
+    from .modeling import collate, encode_all, length_grouped_batches, set_seed
 
     if not examples:
         raise ValueError("the tiny model needs pre-training text, and none was given")

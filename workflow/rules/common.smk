@@ -1,86 +1,48 @@
-"""Config validation and input functions shared by every rule file.
+"""Config validation, the plan, and the input functions shared by every rule file.
 
 The config is validated against workflow/schemas/config.schema.yaml (defaults filled in) plus the
-checks a schema cannot express, before any job is scheduled. GPU rules run their command with
-HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1: compute nodes are often offline, and the base model was fetched
-into the cache by build_base_model, a local rule on the submit node. Rules receive only the config slice they
-depend on through ``params``, so changing one setting reruns exactly the jobs it affects.
+checks a schema cannot express, before any job is scheduled. What the workflow plans (scoring
+groups, model names, adapter folders, the random-k draws, the study's models) is
+``complementarity.plan.Plan``, unit-tested in tests/test_plan.py; this file only adapts it to
+Snakemake. GPU rules run their command with HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1: compute nodes
+are often offline, and the base model was fetched into the cache by build_base_model, a local rule
+on the submit node. Rules receive only the settings their results depend on through ``params``
+(``complementarity.settings``), so changing one setting reruns exactly the jobs it affects.
 """
 
 import json
+import shlex
 from pathlib import Path
 
-from complementarity.config import shard_files, shard_ids, validate_config
-from complementarity.errors import ConfigError
-from complementarity.study import study_models
+from complementarity.config import ConfigError, validate_config
+from complementarity.plan import (
+    Plan,
+    adapter_dir,
+    finetune_minutes,
+    requested_resources,
+)
 
 try:
     validate_config(config, base_dir=Path.cwd())
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
-DOMAINS = list(config["domains"])
+PLAN = Plan(config)
+DOMAINS = PLAN.domains
 SPLITS = ["train", "validation", "test"]
-SHARDS = shard_ids(config)
+SHARDS = PLAN.shards
 STRATEGY = config["sharding"]["strategy"]
-
-
-# The study (snakemake study): single- and pair-domain models, and extra fine-tuning seeds per shard
-# (the first seed is the main run's, so its shard models are reused).
+TESTED = PLAN.tested
+EVALUATE = PLAN.evaluate
+EVAL = config["evaluation"]
 STUDY = config["study"]
-STUDY_MODELS = study_models(DOMAINS, STUDY["pairs"])
-STUDY_SEEDS = [config["finetune"]["seed"] + i for i in range(STUDY["seeds"])]
-
-# --- scoring groups ---------------------------------------------------------------------------------
-# Each scoring job loads the base model once and scores up to scoring.group_size adapters.
-SCORE_GROUPS = {}  # group id -> {adapter name: adapter folder}
-
-
-def add_score_groups(prefix, adapters):
-    """Split {adapter name: folder} into groups of scoring.group_size; register them, return their ids."""
-    size = config["scoring"]["group_size"]
-    items = list(adapters.items())
-    width = len(str(max(1, -(-len(items) // size))))
-    ids = []
-    for n, start in enumerate(range(0, len(items), size), start=1):
-        gid = f"{prefix}-{n:0{width}d}"
-        SCORE_GROUPS[gid] = dict(items[start : start + size])
-        ids.append(gid)
-    return ids
-
-
-SHARD_GROUPS = add_score_groups("shards", {s: f"results/shards/{s}" for s in SHARDS})
-STUDY_GROUPS = add_score_groups(
-    "study", {m: f"results/study/models/{m}" for m in STUDY_MODELS}
-)
-SEED_GROUPS = {STUDY_SEEDS[0]: SHARD_GROUPS} | {
-    seed: add_score_groups(
-        f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in SHARDS}
-    )
-    for seed in STUDY_SEEDS[1:]
-}
-
-
-def get_group_adapters(wildcards):
-    """The adapter folders of one scoring group."""
-    return list(SCORE_GROUPS[wildcards.group].values())
-
-
-def group_adapter_args(wildcards, input):
-    """``NAME=ADAPTER_DIR`` pairs for the score command."""
-    names = SCORE_GROUPS[wildcards.group]
-    return " ".join(f"{n}={p}" for n, p in zip(names, input.adapters))
-
-
-def group_scores(groups):
-    return expand("results/scores/{group}.json", group=groups)
 
 
 wildcard_constraints:
     shard="|".join(map(re.escape, SHARDS)),
     domain="|".join(map(re.escape, DOMAINS)),
-    group="|".join(map(re.escape, SCORE_GROUPS)),
-    study_model="|".join(map(re.escape, STUDY_MODELS)),
+    group="|".join(map(re.escape, PLAN.groups)),
+    study_model="|".join(map(re.escape, PLAN.study_models)),
     seed=r"\d+",
 
 
@@ -89,53 +51,51 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def source_files(spec):
-    """Local files named by a source spec (a hub spec names none)."""
-    from complementarity.config import local_paths
+def pairs(names, files):
+    """``NAME=FILE`` arguments, one per name."""
+    return " ".join(f"{n}={f}" for n, f in zip(names, files))
 
-    return local_paths(spec)
+
+# --- data -------------------------------------------------------------------------------------------
 
 
 def get_domain_sources(wildcards):
     """Every local file any domain reads (the prepare_data job depends on all of them)."""
-    return sorted(
-        {
-            f
-            for d in config["domains"].values()
-            for s in SPLITS
-            for f in source_files(d.get(s))
-        }
+    return PLAN.domain_sources()
+
+
+def get_prepared(split, domains=None):
+    return expand(
+        "results/data/domains/{domain}/{split}.jsonl",
+        domain=DOMAINS if domains is None else domains,
+        split=split,
     )
 
 
-def get_prepared(split):
+def get_shard_files(shards=None):
     return expand(
-        "results/data/domains/{domain}/{split}.jsonl", domain=DOMAINS, split=split
+        "results/data/shards/{shard}.jsonl", shard=SHARDS if shards is None else shards
     )
 
 
 def get_shard_source(wildcards):
     """The candidate file of one shard (strategy files)."""
-    return shard_files(config)[wildcards.shard]
+    return PLAN.shard_source(wildcards.shard)
 
 
 def get_pretrain_files(wildcards):
     """Pre-training text of the tiny base model: domain training data, or the shards."""
-    tiny = config["base_model"]["tiny"]
-    if config["base_model"]["source"] != "tiny":
+    corpus = PLAN.pretrain_corpus()
+    if corpus is None:
         return []
-    corpus = tiny["pretrain_on"]
-    if corpus == "auto":
-        has_train = any(d.get("train") is not None for d in config["domains"].values())
-        corpus = "domains" if has_train else "shards"
-    if corpus == "domains":
-        return get_prepared("train")
-    return expand("results/data/shards/{shard}.jsonl", shard=SHARDS)
+    return get_prepared("train") if corpus == "domains" else get_shard_files()
 
 
-def validation_args(wildcards, input):
-    """``DOMAIN=FILE`` pairs for the score command."""
-    return " ".join(f"{d}={f}" for d, f in zip(DOMAINS, input.validation))
+# --- fine-tuning ------------------------------------------------------------------------------------
+
+FINETUNE_RUNTIME = (
+    PLAN.finetune_runtime()
+)  # checkpointing: how jobs run, not what they learn
 
 
 def get_batch_divisor(wildcards, attempt):
@@ -146,38 +106,46 @@ def get_batch_divisor(wildcards, attempt):
     return 2 ** (attempt - 1)
 
 
+def get_finetune_minutes(wildcards):
+    """One shard or one study set: 4 h; a union of shards (final, all data, random k): 8 h."""
+    return finetune_minutes(wildcards.keys())
+
+
+def selection_arg(wildcards, input):
+    """``--selection FILE`` for a fine-tune on selected shards, nothing otherwise."""
+    if "selection" not in input.keys():
+        return ""
+    return f"--selection {shlex.quote(input.selection)}"
+
+
+def get_random_shards(wildcards):
+    """The k shard files of a random-k baseline (the plan drew them once, when the DAG was built)."""
+    return get_shard_files(PLAN.random_draws[int(wildcards.seed)])
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+
+def get_group_adapters(wildcards):
+    """The adapter folders of one scoring group."""
+    return list(PLAN.groups[wildcards.group].values())
+
+
+def group_adapter_args(wildcards, input):
+    """``--adapter NAME=ADAPTER_DIR ...`` for the scoring command."""
+    return f"--adapter {pairs(PLAN.groups[wildcards.group], input.adapters)}"
+
+
+def group_scores(groups):
+    return expand("results/scores/{group}.json", group=groups)
+
+
+def validation_args(wildcards, input):
+    """``DOMAIN=FILE`` pairs for the scoring command."""
+    return pairs(DOMAINS, input.validation)
+
+
 # --- evaluation -------------------------------------------------------------------------------------
-
-from complementarity.config import evaluators as config_evaluators
-
-EVAL = config["evaluation"]
-TESTED = [d for d in DOMAINS if config["domains"][d].get("test") is not None]
-EVALUATE = EVAL["enabled"] and bool(TESTED)
-RANDOM_SEEDS = list(EVAL["random_k_seeds"])
-
-
-def eval_models():
-    """Models evaluated on the test sets: base, final, the baselines, optionally every shard model."""
-    models = ["base", "final"]
-    models += ["all_data"] if EVAL["all_data"] else []
-    models += [f"random_k_seed{s}" for s in RANDOM_SEEDS]
-    models += [f"shard-{s}" for s in SHARDS] if EVAL["shard_models"] else []
-    return models
-
-
-def adapter_dir(model):
-    """The adapter folder of an evaluated model (None for the base model)."""
-    if model == "base":
-        return None
-    if model == "final":
-        return "results/final"
-    if model == "all_data":
-        return "results/baselines/all_data"
-    if model.startswith("study-"):
-        return f"results/study/models/{model.removeprefix('study-')}"
-    if model.startswith("random_k_seed"):
-        return f"results/baselines/random_k/seed{model.removeprefix('random_k_seed')}/adapter"
-    return f"results/shards/{model.removeprefix('shard-')}"
 
 
 def get_eval_adapter(wildcards):
@@ -186,52 +154,35 @@ def get_eval_adapter(wildcards):
     return {"adapter": path} if path else {}
 
 
-def eval_settings():
-    """The evaluation settings one model's evaluation depends on (not the baseline list or CI level)."""
-    keys = (
-        "test_limit",
-        "batch_size",
-        "max_new_tokens",
-        "num_fewshot",
-        "mc_format",
-        "sandbox_timeout",
-    )
-    return as_json({k: EVAL[k] for k in keys})
-
-
-def get_random_shards(wildcards):
-    """The k shard files of a random-k baseline: known from (seed, shard ids) when the DAG is built."""
-    from complementarity.metric import random_k
-
-    chosen = random_k(SHARDS, config["selection"]["k"], int(wildcards.seed))
-    return expand("results/data/shards/{shard}.jsonl", shard=chosen)
-
-
-def get_adapter_dirs():
-    """(model names, adapter folders) of every evaluated model but the base."""
-    models = [m for m in eval_models() if m != "base"]
-    return models, [adapter_dir(m) for m in models]
-
-
-# --- the study ---------------------------------------------------------------------------------------
-
-
-def study_eval_models():
-    """Models the study evaluates: the base, every single/pair-domain model, every shard model."""
-    if not TESTED:
-        raise WorkflowError(
-            "study: no domain has a `test` set; the study compares Complementarity with test accuracy, "
-            "so add domains.<name>.test to at least one domain"
-        )
-    return (
-        ["base"] + [f"study-{m}" for m in STUDY_MODELS] + [f"shard-{s}" for s in SHARDS]
-    )
+def get_study_evaluations(wildcards):
+    try:
+        models = PLAN.study_eval_models()
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+    return expand("results/evaluation/{model}.json", model=models)
 
 
 def seed_score_args(wildcards, input):
-    """``SEED=FILE`` pairs: the shard scores of every fine-tuning seed."""
-    return " ".join(
-        f"{seed}=results/scores/{g}.json"
-        for seed in STUDY_SEEDS
-        for g in SEED_GROUPS[seed]
-    )
+    """``--seed-scores SEED=FILE ...``: the shard scores of every fine-tuning seed after the first."""
+    files = [
+        (seed, f"results/scores/{g}.json")
+        for seed in PLAN.study_seeds[1:]
+        for g in PLAN.seed_groups[seed]
+    ]
+    return f"--seed-scores {pairs(*zip(*files))}" if files else ""
+
+
+# --- cost -------------------------------------------------------------------------------------------
+
+
+def get_requested_resources(wildcards):
+    """{rule: {gpu, runtime, mem_mb}} the cost table's jobs ask for (profile set-resources applied)."""
+    declared, minutes = {}, {}
+    for name in PLAN.cost_rules():
+        declared_rule = getattr(rules, name).rule
+        # Snakemake 9 wraps each value in a Resource; .raw is the declared value (a function stays one).
+        declared[name] = {
+            k: getattr(v, "raw", v) for k, v in dict(declared_rule.resources).items()
+        }
+        minutes[name] = finetune_minutes(declared_rule.wildcard_names)
+    return as_json(requested_resources(declared, minutes))

@@ -1,91 +1,82 @@
-"""Fan-out: one LoRA fine-tune per candidate shard, and scoring jobs of scoring.group_size adapters each.
+"""Shards: form the N candidate shards, then check them all before any training starts.
 
-REQUIRED INPUTS: results/base_model/, results/data/shards/{shard}.jsonl, validation sets.
-OUTPUTS: results/shards/{shard}/ (PEFT adapter + metrics.json + train_config.json),
-results/scores/{group}.json (L_{M_i} on every domain's validation set, for each adapter of the group;
-groups shards-1, shards-2, ... hold the shard models, study-* and seed*-* the study's models).
+REQUIRED INPUTS: prepared domain data; for strategy files, the candidate shard files (config
+`sharding.files`).
+OUTPUTS: results/data/shards/{shard}.jsonl, results/data/shards/checked.tsv (one row per shard:
+records, domains).
 """
 
+if STRATEGY == "random":
 
-rule finetune_shard:
-    """LoRA/QLoRA fine-tune M on one shard, giving M_i."""
+    localrules:
+        make_shards,
+
+    rule make_shards:
+        """Pool all domains' training data, shuffle, split into N disjoint shards (the paper)."""
+        input:
+            train=get_prepared("train"),
+        output:
+            shards=get_shard_files(),
+        log:
+            "logs/make_shards/make_shards.log",
+        benchmark:
+            "benchmarks/make_shards/make_shards.tsv"
+        conda:
+            "../../envs/data.yaml"
+        params:
+            seed=config["sharding"]["seed"],
+        shell:
+            "complementarity shards split"
+            " --train {input.train:q}"
+            " --seed {params.seed}"
+            " --out {output.shards:q}"
+            " > {log:q} 2>&1"
+
+else:
+
+    localrules:
+        make_shard,
+
+    rule make_shard:
+        """Normalize one candidate shard file, drop duplicates, check it against validation/test prompts."""
+        input:
+            source=get_shard_source,
+            validation=get_prepared("validation"),
+            test=get_prepared("test"),
+        output:
+            shard="results/data/shards/{shard}.jsonl",
+            report="results/data/shards/{shard}.report.json",
+        log:
+            "logs/make_shard/{shard}.log",
+        benchmark:
+            "benchmarks/make_shard/{shard}.tsv"
+        conda:
+            "../../envs/data.yaml"
+        params:
+            leakage=config["data"]["leakage"],
+        shell:
+            "complementarity shards file"
+            " --input {input.source:q}"
+            " --shard {wildcards.shard}"
+            " --validation {input.validation:q}"
+            " --test {input.test:q}"
+            " --leakage {params.leakage}"
+            " --out {output.shard:q}"
+            " > {log:q} 2>&1"
+
+
+rule check_shards:
+    """Barrier: every shard exists and is non-empty before any training starts; a table of their sizes."""
     input:
-        base="results/base_model",
-        train="results/data/shards/{shard}.jsonl",
-        # No training starts before every shard passed its checks; ancient(): editing one shard
-        # re-checks all, but must not rerun the other shards' fine-tunes.
-        shards_checked=ancient("results/data/shards/checked.tsv"),
+        shards=get_shard_files(),
     output:
-        adapter=directory("results/shards/{shard}"),
+        table="results/data/shards/checked.tsv",
     log:
-        "logs/finetune_shard/{shard}.log",
-    benchmark:
-        "benchmarks/finetune_shard/{shard}.tsv"
+        "logs/check_shards/check_shards.log",
     conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=240,
-        cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
-    params:
-        base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
-        name=lambda wildcards: wildcards.shard,
-        checkpoints=lambda wildcards: f"results/checkpoints/{wildcards.shard}",
+        "../../envs/data.yaml"
     shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity finetune"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --finetune {params.finetune:q}"
-        " --train {input.train:q}"
-        " --name {params.name}"
-        " --checkpoint-dir {params.checkpoints:q}"
-        " --batch-divisor {resources.batch_divisor}"
-        " --out {output.adapter:q}"
-        " > {log:q} 2>&1"
-
-
-rule score_group:
-    """Mean NLL per response token of each adapter of a group on every domain's validation set.
-
-    The base model is loaded once per job and the group's adapters are swapped in turn.
-    """
-    input:
-        base="results/base_model",
-        adapters=get_group_adapters,
-        validation=get_prepared("validation"),
-    output:
-        scores="results/scores/{group}.json",
-    log:
-        "logs/score_group/{group}.log",
-    benchmark:
-        "benchmarks/score_group/{group}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=60,
-        cpus_per_task=lambda wildcards, threads: threads,
-    params:
-        base_model=as_json(config["base_model"]),
-        max_seq_len=config["finetune"]["max_seq_len"],
-        batch_size=config["scoring"]["batch_size"],
-        validation=validation_args,
-        adapters=group_adapter_args,
-    shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity score"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --validation {params.validation}"
-        " --adapter {params.adapters}"
-        " --max-seq-len {params.max_seq_len}"
-        " --batch-size {params.batch_size}"
-        " --out {output.scores:q}"
+        "complementarity shards check"
+        " --shards {input.shards:q}"
+        " --out {output.table:q}"
         " > {log:q} 2>&1"

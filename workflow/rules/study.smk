@@ -4,7 +4,8 @@ Reuses the main run's base model, shard models, scores and evaluations; adds fin
 domains and on pairs of domains (equal example counts), their scores and evaluations, the shard
 models' evaluations, and (study.seeds > 1) the shard fine-tunes repeated with more seeds.
 
-REQUIRED INPUTS: prepared domain data with test sets, results/base_model/, the shard models.
+REQUIRED INPUTS: prepared domain data with test sets, results/base_model/, the shard models, the main
+run's results/complementarity.tsv and results/selection.json (the first seed's, reused).
 OUTPUTS: results/study/data/{study_model}.jsonl, results/study/models/{study_model}/,
 results/study/seeds/seed{seed}/{shard}/, results/study/{correlation,correlation_points,predictors,
 predictor_draws,seed_selection}.tsv, results/study/report.md, results/study/figures/*.{png,svg}.
@@ -22,21 +23,21 @@ rule study_data:
     input:
         train=get_prepared("train"),
     output:
-        data=expand("results/study/data/{study_model}.jsonl", study_model=STUDY_MODELS),
+        data=expand(
+            "results/study/data/{study_model}.jsonl", study_model=PLAN.study_models
+        ),
         manifest="results/study/data/manifest.json",
     log:
         "logs/study_data/study_data.log",
     conda:
         "../../envs/data.yaml"
     params:
-        train=lambda wildcards, input: " ".join(
-            f"{d}={f}" for d, f in zip(DOMAINS, input.train)
-        ),
-        models=as_json(STUDY_MODELS),
+        train=lambda wildcards, input: pairs(DOMAINS, input.train),
+        models=as_json(PLAN.study_models),
         examples=json.dumps(STUDY["examples_per_model"]),
         seed=STUDY["seed"],
     shell:
-        "complementarity study-data"
+        "complementarity study data"
         " --train {params.train}"
         " --models {params.models:q}"
         " --seed {params.seed}"
@@ -68,9 +69,7 @@ use rule finetune_shard as finetune_shard_seed with:
     benchmark:
         "benchmarks/finetune_shard_seed/seed{seed}/{shard}.tsv"
     params:
-        finetune=lambda wildcards: as_json(
-            {**config["finetune"], "seed": int(wildcards.seed)}
-        ),
+        finetune=lambda wildcards: PLAN.finetune_params(seed=int(wildcards.seed)),
         name=lambda wildcards: f"{wildcards.shard}-seed{wildcards.seed}",
         checkpoints=lambda wildcards: f"results/checkpoints/seed{wildcards.seed}/{wildcards.shard}",
 
@@ -79,11 +78,15 @@ rule analyze_study:
     """Correlation (Table 1), predictor comparison, seed variance: tables, report, figures."""
     input:
         base_scores="results/scores/base.json",
-        study_scores=group_scores(STUDY_GROUPS),
-        seed_scores=[g for seed in STUDY_SEEDS for g in group_scores(SEED_GROUPS[seed])],
-        evaluations=lambda wildcards: expand(
-            "results/evaluation/{model}.json", model=study_eval_models()
-        ),
+        study_scores=group_scores(PLAN.study_groups),
+        table="results/complementarity.tsv",
+        selection="results/selection.json",
+        seed_scores=[
+            g
+            for seed in PLAN.study_seeds[1:]
+            for g in group_scores(PLAN.seed_groups[seed])
+        ],
+        evaluations=get_study_evaluations,
         manifest="results/study/data/manifest.json",
     output:
         report=report(
@@ -135,15 +138,19 @@ rule analyze_study:
         metric=config["selection"]["metric"],
         weights=as_json(config["selection"]["weights"]),
         k=config["selection"]["k"],
+        main_seed=config["finetune"]["seed"],
         settings=as_json(STUDY),
         confidence=EVAL["confidence"],
         resamples=EVAL["bootstrap_resamples"],
         tiny="--tiny" if config["base_model"]["source"] == "tiny" else "",
     shell:
-        "complementarity study"
+        "complementarity study analyze"
         " --base-scores {input.base_scores:q}"
         " --study-scores {input.study_scores:q}"
-        " --seed-scores {params.seed_scores}"
+        " --table {input.table:q}"
+        " --selection {input.selection:q}"
+        " --main-seed {params.main_seed}"
+        " {params.seed_scores}"
         " --evaluations {input.evaluations:q}"
         " --study-manifest {input.manifest:q}"
         " --metric {params.metric}"

@@ -1,36 +1,48 @@
-"""Task evaluation: exact match, GSM8K, MMLU (multiple choice) and MBPP (sandboxed execution).
+"""Evaluation: task accuracy of a model on every domain's test set.
 
-* :func:`evaluate` scores a model on a list of examples with one evaluator kind (:data:`EVALUATORS`);
-* :func:`score_predictions` / :func:`score_details` score given predictions, without a model;
-* :func:`generate` is the greedy, batched generation the generation-based evaluators use;
-* :func:`run_python` runs one program in the sandbox (:mod:`.sandbox` says what isolates it).
+Modules (imported by their full name; this package re-exports nothing, so no name here hides one):
+
+* :mod:`.run`: :func:`~.run.evaluate_model`, one model on every tested domain (the stage's entry);
+* :mod:`.evaluate`: one evaluator kind on a list of examples (exact match, GSM8K, MMLU, MBPP);
+* :mod:`.scorers`: scoring given predictions, without a model;
+* :mod:`.generate`: greedy, batched generation;
+* :mod:`.sandbox`: running MBPP programs in isolation.
 
 Nothing here imports torch at module level; the model-facing functions import it when called.
+
+CLI: ``complementarity evaluation`` (rule evaluate_model in workflow/rules/evaluation.smk).
 """
 
-from .evaluate import DEFAULT_STOP, MC_FORMATS, evaluate, predict_choices
-from .generate import Generation, generate, generate_ids
-from .sandbox import ISOLATION, Limits, Result, SandboxError, resolve_isolation, run_many, run_python
-from .scorers import EVALUATORS, extract_code, mbpp_program, score_details, score_predictions
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_STOP",
-    "EVALUATORS",
-    "ISOLATION",
-    "MC_FORMATS",
-    "Generation",
-    "Limits",
-    "Result",
-    "SandboxError",
-    "evaluate",
-    "extract_code",
-    "generate",
-    "generate_ids",
-    "mbpp_program",
-    "predict_choices",
-    "resolve_isolation",
-    "run_many",
-    "run_python",
-    "score_details",
-    "score_predictions",
-]
+
+def register_arguments(parser) -> None:
+    from ..arguments import json_arg, pair
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument("--adapter", help="adapter folder; none evaluates the base model")
+    parser.add_argument("--name", required=True, help="model name in the results")
+    parser.add_argument("--test", type=pair, nargs="+", required=True, help="DOMAIN=FILE test sets")
+    parser.add_argument("--evaluators", type=json_arg, required=True, help="JSON: domain -> evaluator")
+    parser.add_argument("--few-shot", type=pair, nargs="*", help="DOMAIN=FILE few-shot pools (multiple choice)")
+    parser.add_argument(
+        "--settings", type=json_arg, required=True,
+        help="JSON: config `evaluation` section, the keys one evaluation depends on (EvaluationSettings.result_keys)",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="output JSON")
+
+
+def run(args) -> None:
+    from ..provenance import provenance, write_json
+    from .run import evaluate_model
+
+    results = evaluate_model(
+        args.base, args.adapter, dict(args.test), args.evaluators, base_cfg=args.base_model, settings=args.settings,
+        few_shot=dict(args.few_shot) if args.few_shot else None,
+    )  # fmt: skip
+    prov = provenance(
+        {"base_model": args.base_model, "evaluation": args.settings, "evaluators": args.evaluators},
+        adapter=args.adapter,
+    )
+    write_json(args.out, {"model": args.name, "domains": results, "provenance": prov}, sort_keys=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from conftest import BASE_CFG, FINETUNE
 
+from complementarity.finetune import lora_config, response_only_heads
 from complementarity.modeling import collate, encode_all, load_base
 from complementarity.records import read_prepared
-from complementarity.train import lora_config, response_only_heads
 
 
 def test_response_only_logits_match_the_full_logits_loss(tiny_base, demo_prepared):

@@ -16,45 +16,17 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .modeling import Encoded, collate, encode_all, load_base
+from .modeling import Encoded, collate, encode_all, length_grouped_batches, load_base, set_seed
 from .provenance import provenance, write_json
 from .records import Example
+from .settings import FinetuneSettings
+from .trainlog import TrainingLog
 
 log = logging.getLogger(__name__)
-
-
-def set_seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def length_grouped_batches(
-    items: list[Encoded], batch_size: int, *, seed: int, group: int = 32
-) -> Iterator[list[Encoded]]:
-    """Shuffle, sort by length within windows of ``group`` batches, then shuffle the batches.
-
-    Sequences of similar length share a batch (little padding) while the order stays random.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(items)))
-    rng.shuffle(order)
-    batches: list[list[int]] = []
-    window = batch_size * group
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: len(items[i].input_ids))
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    for b in batches:
-        yield [items[i] for i in b]
 
 
 # Architectures whose logits are exactly lm_head(decoder output): no soft-capping or logit scaling.
@@ -96,11 +68,10 @@ def fingerprint(examples: list[Example], ft: dict[str, Any], manifest: dict[str,
     """What a checkpoint must match to be resumed: the data, the settings and the base model.
 
     ``batch_size`` and ``grad_accum`` are left out on purpose: only their product (the effective
-    batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run.
+    batch) decides what is learned, so a retry with a smaller micro-batch resumes the same run;
+    so are the settings that change nothing learned (checkpointing, ``report_to``).
     """
-    settings = {
-        k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints")
-    }
+    settings = {k: v for k, v in ft.items() if k not in ("batch_size", "grad_accum", *FinetuneSettings.RUNTIME)}
     settings["effective_batch"] = ft["batch_size"] * ft["grad_accum"]
     h = hashlib.sha256(
         json.dumps([settings, manifest.get("weights"), manifest.get("config")], sort_keys=True, default=str).encode()
@@ -327,6 +298,11 @@ class LoraTrainer:
         )  # fmt: skip
         self.model.train()
         log_every = max(1, self.steps // 10)
+        tb_dir = self.checkpoint_dir / "tensorboard" if self.checkpoint_dir else None
+        self.progress = TrainingLog(
+            self.name, self.steps, report_to=ft["report_to"], logdir=tb_dir, start_step=st["step"],
+            start_tokens=st["tokens"],
+        )  # fmt: skip
         # Loss of the steps since the last log line (kept in checkpoints, so a resumed run logs the same).
         window = torch.tensor(st.get("window_loss", 0.0), device=self.device)
         window_steps = st.get("window_steps", 0)
@@ -356,7 +332,7 @@ class LoraTrainer:
                 if st["step"] % log_every == 0 or st["step"] == self.steps:
                     mean = (window / window_steps).item()  # one host sync per logging interval
                     st["history"].append({"step": st["step"], "loss": mean})
-                    log.info("%s: step %d/%d loss %.4f", self.name, st["step"], self.steps, mean)
+                    self.progress.step(st["step"], loss=mean, lr=self._lr_of(st["step"]), tokens=st["tokens"])
                     window.zero_()
                     window_steps = 0
                 if (every and st["step"] % every == 0) or signals.checkpoint:
@@ -371,6 +347,11 @@ class LoraTrainer:
                 st["epoch"] += 1
                 st["batch"] = 0
         st["seconds"] += time.perf_counter() - t0
+        self.progress.close()
+
+    def _lr_of(self, step: int) -> float:
+        """The learning rate optimizer step ``step`` (1-based) used."""
+        return self.opt.defaults["lr"] * self.sched.lr_lambdas[0](step - 1)
 
     # --- outputs ----------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
@@ -401,7 +382,8 @@ class LoraTrainer:
         prov = provenance(
             {"base_model": self.base_cfg, "finetune": self.ft}, base_manifest=self.manifest, seed=self.ft["seed"]
         )
-        save_adapter(self.model, out_dir, metrics, prov)
+        tb = getattr(getattr(self, "progress", None), "logdir", None)
+        save_adapter(self.model, out_dir, metrics, prov, tensorboard=tb)
         return metrics
 
     def cleanup(self) -> None:
@@ -448,8 +430,10 @@ def finetune(
     return metrics
 
 
-def save_adapter(model, out_dir: str | Path, metrics: dict[str, Any], prov: dict[str, Any]) -> None:
-    """Write the adapter, metrics and provenance to a temp folder, then rename it into place."""
+def save_adapter(
+    model, out_dir: str | Path, metrics: dict[str, Any], prov: dict[str, Any], *, tensorboard: Path | None = None
+) -> None:
+    """Write the adapter, metrics and provenance (and TensorBoard logs) to a temp folder, then rename it into place."""
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
@@ -457,6 +441,77 @@ def save_adapter(model, out_dir: str | Path, metrics: dict[str, Any], prov: dict
     model.save_pretrained(tmp)
     write_json(tmp / "train_config.json", prov)
     write_json(tmp / "metrics.json", metrics)
+    if tensorboard is not None and Path(tensorboard).is_dir():
+        shutil.copytree(tensorboard, tmp / "tensorboard")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+
+
+# --- CLI: complementarity finetune ------------------------------------------------------------------
+
+
+def register_arguments(parser) -> None:
+    from .arguments import json_arg
+
+    parser.add_argument("--base", required=True, help="base-model folder (from complementarity base_model)")
+    parser.add_argument("--base-model", type=json_arg, required=True, help="JSON: config `base_model` section")
+    parser.add_argument(
+        "--finetune", type=json_arg, required=True,
+        help="JSON: config `finetune` section, the keys that decide the adapter (FinetuneSettings.result_keys)",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint-every", type=int, required=True, help="config finetune.checkpoint_every")
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        choices=[0, 1],
+        required=True,
+        help="config finetune.keep_checkpoints (1 = keep)",
+    )
+    parser.add_argument(
+        "--report-to", choices=["none", "tensorboard"], required=True, help="config finetune.report_to (training logs)"
+    )
+    parser.add_argument("--train", nargs="+", required=True, help="prepared JSONL files")
+    parser.add_argument("--selection", help="selection.json: train on the union of its selected shards only")
+    parser.add_argument("--name", default="adapter", help="name used in logs and metrics")
+    parser.add_argument(
+        "--checkpoint-dir", help="resumable checkpoints go here (outside --out); resumed from if present"
+    )
+    parser.add_argument(
+        "--batch-divisor", type=int, default=1,
+        help="divide the micro-batch by this (OOM retries); the effective batch is kept",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="output adapter folder")
+
+
+def selected_files(files: list[str], selection: str | Path | None) -> list[str]:
+    """The ``files`` of the shards a selection.json selected, in its order (all of them without one)."""
+    from .arguments import stem
+
+    if not selection:
+        return list(files)
+    chosen = json.loads(Path(selection).read_text())["selected"]
+    by_id = {stem(f): f for f in files}
+    missing = [s for s in chosen if s not in by_id]
+    if missing:
+        raise UserError(f"{selection}: selected shard(s) {missing} are not among --train files {sorted(by_id)}")
+    log.info("fine-tuning on the union of %s", ", ".join(chosen))
+    return [by_id[s] for s in chosen]
+
+
+def run(args) -> None:
+    from dataclasses import asdict
+
+    from .records import read_prepared
+
+    runtime = {
+        "checkpoint_every": args.checkpoint_every,
+        "keep_checkpoints": bool(args.keep_checkpoints),
+        "report_to": args.report_to,
+    }
+    ft = asdict(FinetuneSettings.from_dict({**args.finetune, **runtime}))
+    examples = [ex for f in selected_files(args.train, args.selection) for ex in read_prepared(f)]
+    finetune(
+        examples, args.base, args.out, base_cfg=args.base_model, ft=ft, name=args.name,
+        checkpoint_dir=args.checkpoint_dir, batch_divisor=args.batch_divisor,
+    )  # fmt: skip

@@ -1,8 +1,8 @@
-"""Fan-in: the Complementarity table, top-k selection, and the final fine-tune.
+"""Selection: the Complementarity table, the top-k shards, and the random-k baseline's draws.
 
-REQUIRED INPUTS: results/scores/base.json, results/scores/shards-*.json, the shard data.
+REQUIRED INPUTS: results/scores/base.json, results/scores/shards-*.json.
 OUTPUTS: results/complementarity.tsv, results/scores/losses.tsv, results/selection.json,
-results/final/ (PEFT adapter of M fine-tuned on the union of the k selected shards).
+results/baselines/random_k/seed{seed}/selection.json.
 """
 
 
@@ -10,7 +10,7 @@ rule gather_scores:
     """C(M_i, V_j) for every shard and domain, and the mean over domains; best shard first."""
     input:
         base="results/scores/base.json",
-        shards=group_scores(SHARD_GROUPS),
+        shards=group_scores(PLAN.shard_groups),
     output:
         table=report(
             "results/complementarity.tsv",
@@ -26,7 +26,7 @@ rule gather_scores:
         metric=config["selection"]["metric"],
         weights=as_json(config["selection"]["weights"]),
     shell:
-        "complementarity gather"
+        "complementarity selection gather"
         " --base-scores {input.base:q}"
         " --shard-scores {input.shards:q}"
         " --metric {params.metric}"
@@ -50,7 +50,7 @@ rule select_topk:
         k=config["selection"]["k"],
         metric=config["selection"]["metric"],
     shell:
-        "complementarity select"
+        "complementarity selection topk"
         " --table {input.table:q}"
         " --k {params.k}"
         " --metric {params.metric}"
@@ -58,40 +58,19 @@ rule select_topk:
         " > {log:q} 2>&1"
 
 
-rule finetune_final:
-    """Fine-tune M on the union of the selected shards: the final model."""
-    input:
-        base="results/base_model",
-        selection="results/selection.json",
-        shards=expand("results/data/shards/{shard}.jsonl", shard=SHARDS),
+rule select_random:
+    """Baseline: k shards chosen at random with a seed (drawn once, by the plan, when the DAG is built)."""
     output:
-        adapter=directory("results/final"),
+        selection="results/baselines/random_k/seed{seed}/selection.json",
     log:
-        "logs/finetune_final/finetune_final.log",
-    benchmark:
-        "benchmarks/finetune_final/finetune_final.tsv"
+        "logs/select_random/seed{seed}.log",
     conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=480,
-        cpus_per_task=lambda wildcards, threads: threads,
-        batch_divisor=get_batch_divisor,
+        "../../envs/data.yaml"
     params:
-        base_model=as_json(config["base_model"]),
-        finetune=as_json(config["finetune"]),
+        selected=lambda wildcards: " ".join(PLAN.random_draws[int(wildcards.seed)]),
     shell:
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "complementarity finetune"
-        " --base {input.base:q}"
-        " --base-model {params.base_model:q}"
-        " --finetune {params.finetune:q}"
-        " --train {input.shards:q}"
-        " --selection {input.selection:q}"
-        " --name final"
-        " --checkpoint-dir results/checkpoints/final"
-        " --batch-divisor {resources.batch_divisor}"
-        " --out {output.adapter:q}"
+        "complementarity selection random"
+        " --selected {params.selected}"
+        " --seed {wildcards.seed}"
+        " --out {output.selection:q}"
         " > {log:q} 2>&1"

@@ -1,0 +1,300 @@
+"""What the workflow plans before any job runs: which models exist, their names, their folders.
+
+The rule files build one :class:`Plan` from the validated config and ask it for their jobs'
+wildcards and paths; nothing here touches data or models, so it is cheap and unit-tested.
+
+Model names (one protocol, parsed by :func:`parse_model`, used by the report and the study):
+
+    base                 the base model M
+    final                the final model: M fine-tuned on the k selected shards (final.method retrain)
+                         or their adapters merged (merge); in results/final
+    final_<method>       the final model made by another method (evaluation.final_methods), in
+                         results/final_<method>
+    all_data             M fine-tuned on every shard (baseline)
+    random_k_seed<s>     M fine-tuned on k shards drawn at random with seed s (baseline)
+    shard-<id>           M_i, fine-tuned on shard <id>
+    study-<id>           a study model fine-tuned on one domain or a pair (``a+b``)
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .config import evaluators, local_paths, shard_files, shard_ids
+from .errors import ConfigError
+from .selection import random_k
+from .settings import EvaluationSettings, FinetuneSettings, ScoringSettings
+
+SPLITS = ("train", "validation", "test")
+PAIR_SEP = "+"  # joins the two domains of a pair model's id
+
+# --- model names ------------------------------------------------------------------------------------
+
+BASE, FINAL, ALL_DATA = "base", "final", "all_data"
+SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX = "shard-", "study-", "random_k_seed"
+FINAL_PREFIX = "final_"
+FINAL_METHODS = ("retrain", "merge")  # config final.method
+
+
+class ModelName(NamedTuple):
+    kind: str  # base | final | final_method | all_data | random_k | shard | study
+    id: str | None  # the shard id, study model id, seed (as text) or final method; None for the others
+
+
+def shard_model(shard: str) -> str:
+    return SHARD_PREFIX + shard
+
+
+def study_model(model: str) -> str:
+    return STUDY_PREFIX + model
+
+
+def random_model(seed: int) -> str:
+    return f"{RANDOM_PREFIX}{seed}"
+
+
+def final_model(method: str) -> str:
+    """The name of the final model made by ``method`` when it is not final.method's (``final_merge``)."""
+    return FINAL_PREFIX + method
+
+
+def parse_model(name: str) -> ModelName:
+    """The kind and id of a model name (see the module docstring); unknown names are an error."""
+    if name in (BASE, FINAL, ALL_DATA):
+        return ModelName(name, None)
+    if name.startswith(FINAL_PREFIX) and name.removeprefix(FINAL_PREFIX) in FINAL_METHODS:
+        return ModelName("final_method", name.removeprefix(FINAL_PREFIX))
+    for prefix, kind in ((SHARD_PREFIX, "shard"), (STUDY_PREFIX, "study"), (RANDOM_PREFIX, "random_k")):
+        if name.startswith(prefix) and name != prefix:
+            ident = name.removeprefix(prefix)
+            if kind == "random_k" and not ident.isdigit():
+                break
+            return ModelName(kind, ident)
+    raise ValueError(
+        f"unknown model name {name!r}; expected base, final, final_<{'|'.join(FINAL_METHODS)}>, all_data, "
+        "random_k_seed<seed>, shard-<id> or study-<id>"
+    )
+
+
+def is_kind(name: str, kind: str) -> bool:
+    """Whether ``name`` parses as a model of ``kind`` (False for names outside the protocol)."""
+    try:
+        return parse_model(name).kind == kind
+    except ValueError:
+        return False
+
+
+def study_models(domains: list[str], pairs: bool = True) -> dict[str, list[str]]:
+    """{model id: domains it is trained on}: each single domain, then each pair (ids like ``a+b``)."""
+    models = {d: [d] for d in domains}
+    if pairs:
+        models |= {f"{a}{PAIR_SEP}{b}": [a, b] for a, b in itertools.combinations(domains, 2)}
+    return models
+
+
+def score_groups(prefix: str, adapters: dict[str, str], size: int) -> dict[str, dict[str, str]]:
+    """Split {adapter name: folder} into scoring groups of at most ``size``: {group id: {name: folder}}.
+
+    Ids are ``<prefix>-<n>``, zero-padded to the width of the last n, so they sort in order.
+    """
+    items = list(adapters.items())
+    width = len(str(max(1, -(-len(items) // size))))
+    return {
+        f"{prefix}-{n:0{width}d}": dict(items[start : start + size])
+        for n, start in enumerate(range(0, len(items), size), start=1)
+    }
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Everything the rule files need to know about the jobs of one validated config."""
+
+    config: dict[str, Any]
+    domains: list[str] = field(init=False)
+    shards: list[str] = field(init=False)
+    tested: list[str] = field(init=False)  # domains with a test set, in config order
+    study_models: dict[str, list[str]] = field(init=False)
+    study_seeds: list[int] = field(init=False)  # the first is the main run's seed
+    groups: dict[str, dict[str, str]] = field(init=False)  # every scoring group: {group: {name: folder}}
+    shard_groups: list[str] = field(init=False)
+    study_groups: list[str] = field(init=False)
+    seed_groups: dict[int, list[str]] = field(init=False)
+    random_draws: dict[int, list[str]] = field(init=False)  # random-k baseline: seed -> shards, drawn once
+    final_method: str = field(init=False)  # config final.method: the model in results/final
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.domains = list(cfg["domains"])
+        self.shards = shard_ids(cfg)
+        self.tested = [d for d in self.domains if cfg["domains"][d].get("test") is not None]
+        self.study_models = study_models(self.domains, cfg["study"]["pairs"])
+        first = cfg["finetune"]["seed"]
+        self.study_seeds = [first + i for i in range(cfg["study"]["seeds"])]
+        size = cfg["scoring"]["group_size"]
+        self.groups = {}
+
+        def add(prefix: str, adapters: dict[str, str]) -> list[str]:
+            new = score_groups(prefix, adapters, size)
+            self.groups |= new
+            return list(new)
+
+        self.shard_groups = add("shards", {s: adapter_dir(shard_model(s)) for s in self.shards})
+        self.study_groups = add("study", {m: adapter_dir(study_model(m)) for m in self.study_models})
+        self.seed_groups = {first: self.shard_groups} | {
+            seed: add(f"seed{seed}", {s: f"results/study/seeds/seed{seed}/{s}" for s in self.shards})
+            for seed in self.study_seeds[1:]
+        }
+        self.final_method = cfg["final"]["method"]
+        k = cfg["selection"]["k"]
+        self.random_draws = {s: random_k(self.shards, k, s) for s in cfg["evaluation"]["random_k_seeds"]}
+
+    # --- settings passed to jobs (only the keys their results depend on)
+    def finetune_params(self, **overrides: Any) -> str:
+        return FinetuneSettings.from_config(self.config, **overrides).result_json()
+
+    def finetune_runtime(self) -> FinetuneSettings:
+        return FinetuneSettings.from_config(self.config)
+
+    def scoring_params(self) -> ScoringSettings:
+        return ScoringSettings.from_config(self.config)
+
+    def evaluation_params(self) -> str:
+        return EvaluationSettings.from_config(self.config).result_json()
+
+    # --- data
+    def domain_sources(self) -> list[str]:
+        """Every local file any domain reads."""
+        specs = (d.get(s) for d in self.config["domains"].values() for s in SPLITS)
+        return sorted({f for spec in specs for f in local_paths(spec)})
+
+    def shard_source(self, shard: str) -> str:
+        """The candidate file of one shard (strategy files)."""
+        return shard_files(self.config)[shard]
+
+    def pretrain_corpus(self) -> str | None:
+        """What the tiny base model pre-trains on: "domains", "shards", or None (not a tiny model)."""
+        if self.config["base_model"]["source"] != "tiny":
+            return None
+        corpus = self.config["base_model"]["tiny"]["pretrain_on"]
+        if corpus == "auto":
+            has_train = any(d.get("train") is not None for d in self.config["domains"].values())
+            corpus = "domains" if has_train else "shards"
+        return corpus
+
+    def evaluators(self) -> dict[str, str]:
+        """Evaluator of each tested domain."""
+        return {d: e for d, e in evaluators(self.config).items() if d in self.tested}
+
+    @property
+    def evaluate(self) -> bool:
+        return self.config["evaluation"]["enabled"] and bool(self.tested)
+
+    # --- the final model
+    def final_methods(self) -> list[str]:
+        """The methods whose final model is built: final.method, then (with evaluation on) the others
+        evaluation.final_methods asks for."""
+        asked = self.config["evaluation"]["final_methods"] if self.evaluate else []
+        return [self.final_method] + [m for m in asked if m != self.final_method]
+
+    def final_dir(self, method: str) -> str:
+        """The adapter folder of the final model made by ``method``: results/final for final.method's,
+        results/final_<method> for another."""
+        if method not in FINAL_METHODS:
+            raise ValueError(f"unknown final method {method!r}; expected one of {', '.join(FINAL_METHODS)}")
+        return adapter_dir(FINAL) if method == self.final_method else adapter_dir(final_model(method))
+
+    def final_name(self, method: str) -> str:
+        """The model name of the final model made by ``method``: final, or final_<method> for another."""
+        return FINAL if method == self.final_method else final_model(method)
+
+    # --- cost accounting
+    def cost_jobs(self) -> dict[str, str | None]:
+        """{rule/job: adapter folder, scores file or None} of every compute job of the run (cost_table);
+        each job's benchmark file is benchmarks/<rule>/<job>.tsv."""
+        from .cost import cost_jobs
+
+        ev = self.config["evaluation"]
+        baselines: dict[str, str | None] = {}
+        if self.evaluate and ev["all_data"]:
+            baselines["finetune_all_data/finetune_all_data"] = adapter_dir(ALL_DATA)
+        if self.evaluate:
+            baselines |= {f"finetune_random/seed{s}": adapter_dir(random_model(s)) for s in ev["random_k_seeds"]}
+        return cost_jobs(
+            shards=self.shards,
+            shard_groups=self.shard_groups,
+            final_dirs={m: self.final_dir(m) for m in self.final_methods()},
+            baselines=baselines,
+            eval_models=self.eval_models() if self.evaluate else [],
+        )
+
+    def cost_rules(self) -> list[str]:
+        """The rules of the cost table's jobs (whose requested resources it reports)."""
+        return list(dict.fromkeys(job.split("/")[0] for job in self.cost_jobs()))
+
+    def cost_args(self, kind: str) -> str:
+        """``RULE/JOB=FILE`` arguments of the cost command: ``metrics`` (the adapters' metrics.json) or
+        ``scores`` (the scoring outputs)."""
+        from .cost import cost_pairs
+
+        return cost_pairs(self.cost_jobs(), kind)
+
+    # --- evaluation
+    def eval_models(self) -> list[str]:
+        """Models evaluated on the test sets: base, final (and final_<method> for the other final methods
+        asked for), the baselines, optionally every shard model."""
+        ev = self.config["evaluation"]
+        models = [BASE, FINAL] + [final_model(m) for m in self.final_methods()[1:]]
+        models += [ALL_DATA] if ev["all_data"] else []
+        models += [random_model(s) for s in ev["random_k_seeds"]]
+        models += [shard_model(s) for s in self.shards] if ev["shard_models"] else []
+        return models
+
+    def adapter_models(self) -> list[str]:
+        """Every evaluated model but the base (the ones with an adapter)."""
+        return [m for m in self.eval_models() if m != BASE]
+
+    def study_eval_models(self) -> list[str]:
+        """Models the study evaluates: the base, every single/pair-domain model, every shard model."""
+        if not self.tested:
+            raise ConfigError(
+                "study: no domain has a `test` set; the study compares Complementarity with test accuracy, "
+                "so add domains.<name>.test to at least one domain"
+            )
+        return [BASE] + [study_model(m) for m in self.study_models] + [shard_model(s) for s in self.shards]
+
+
+def adapter_dir(model: str) -> str | None:
+    """The adapter folder of a model (None for the base model)."""
+    name = parse_model(model)
+    return {
+        "base": None,
+        "final": "results/final",
+        "final_method": f"results/final_{name.id}",
+        "all_data": "results/baselines/all_data",
+        "random_k": f"results/baselines/random_k/seed{name.id}/adapter",
+        "shard": f"results/shards/{name.id}",
+        "study": f"results/study/models/{name.id}",
+    }[name.kind]
+
+
+def requested_resources(declared: dict[str, dict[str, Any]], minutes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """{rule: {gpu, runtime, mem_mb}} of the cost table: each rule's declared integer resources, and
+    ``minutes`` for a rule whose runtime is a function of its wildcards (the fine-tunes)."""
+    from .cost import requested
+
+    out = requested(declared)
+    for rule, runtime in minutes.items():
+        if rule in out and "runtime" not in out[rule]:
+            out[rule]["runtime"] = runtime
+    return out
+
+
+def finetune_minutes(wildcard_names) -> int:
+    """Runtime asked for a fine-tune: one shard or one study set 4 h; a union of shards (final, all
+    data, random k) 8 h."""
+    return 240 if {"shard", "study_model"} & set(wildcard_names) else 480
