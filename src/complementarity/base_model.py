@@ -1,7 +1,8 @@
-"""The base model M: build and pre-train the tiny model, or record where a hub/local model is.
+"""The base model M: build and pre-train the tiny model, expand a GGUF, or record a hub/local model.
 
 Writes the base-model folder: ``base_model.json`` (the manifest every later stage loads M from),
-the weights too for the tiny model (built by :mod:`.tiny`), and provenance. A hub model is fetched
+the weights too for the tiny model (built by :mod:`.tiny`) and for a GGUF source (expanded once into
+a plain model folder by :mod:`.gguf_source`), and provenance. A hub model is fetched
 into the hub cache by the manifest writer, on the submit node, so that offline GPU jobs find it.
 
 CLI: ``complementarity base_model`` (rule build_base_model in workflow/rules/base_model.smk).
@@ -18,6 +19,7 @@ from .atomic import atomic_output
 
 def build_base_model(base_cfg: dict[str, Any], train_files: list[str], out: str | Path, *, max_seq_len: int) -> None:
     """Write the base-model folder ``out`` (atomically: built beside it, then renamed)."""
+    from .gguf_source import is_gguf
     from .modeling import write_manifest
     from .provenance import provenance, write_json
     from .records import read_prepared
@@ -30,6 +32,11 @@ def build_base_model(base_cfg: dict[str, Any], train_files: list[str], out: str 
             stats = build_tiny(tmp, examples, base_cfg["tiny"], max_seq_len=max_seq_len)
             write_manifest(tmp, base_cfg, ".")
             write_json(tmp / "metrics.json", stats)
+        elif is_gguf(base_cfg):  # expanded once into a plain model folder; jobs load that
+            from .gguf_source import build_from_gguf
+
+            write_json(tmp / "metrics.json", build_from_gguf(tmp, base_cfg))
+            write_manifest(tmp, base_cfg, ".")
         else:
             write_manifest(tmp, base_cfg, base_cfg["source"])
         write_json(tmp / "provenance.json", provenance({"base_model": base_cfg}))

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-demo-data": ("demo", "Regenerate the demo data (domains and candidate shards): --design default | accuracy."),
     "prepare": ("prepare", "Load, normalize, de-duplicate and split every domain; check leakage."),
     "shards": ("shards", "Form the candidate shards: split (random), file (one given file), check (barrier)."),
-    "base_model": ("base_model", "Build the tiny base model, or record where a hub/local model is."),
+    "base_model": ("base_model", "Build the tiny model, expand a GGUF, or record a hub/local model."),
     "finetune": ("finetune", "LoRA/QLoRA fine-tune the base model on JSONL files."),
     "scoring": ("scoring", "Mean NLL per response token of the base model, or of adapters, on validation sets."),
     "selection": ("selection", "Complementarity table (gather), selection rules (topk|coverage|threshold), random-k."),

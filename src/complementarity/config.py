@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,15 @@ def semantic_errors(config: dict[str, Any], base_dir: Path) -> list[str]:
         problems.append("selection.weights: all weights are 0; give at least one domain a positive weight")
 
     source = config["base_model"]["source"]
+    from .gguf_source import is_gguf, resolve_gguf
+
     folder = base_dir / Path(source).expanduser()
-    if source != "tiny" and looks_like_path(source) and not folder.exists():
+    if is_gguf(config["base_model"]):
+        try:
+            resolve_gguf(config["base_model"], base_dir)
+        except UserError as exc:
+            problems.append(str(exc))
+    elif source != "tiny" and looks_like_path(source) and not folder.exists():
         problems.append(
             f"base_model.source: local model folder {source!r} does not exist (relative to {str(base_dir)!r}); "
             "fix the path, or give a hub id such as mistralai/Mistral-7B-Instruct-v0.2, or `tiny`"

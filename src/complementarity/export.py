@@ -38,7 +38,7 @@ def merged_model(base_dir: str | Path, adapter_dir: str | Path, *, base_cfg: dic
     if quantization != "none":
         from .modeling import device_and_dtype
 
-        _, compute_dtype = device_and_dtype(base_cfg["dtype"])
+        _, compute_dtype = device_and_dtype(base_cfg["dtype"], tiny=manifest["source"] == "tiny")
         # transformers' bitsandbytes dequantize(): every 4/8-bit Linear becomes a plain Linear holding the
         # dequantized weights in the compute dtype; the adapter was trained against exactly these values.
         model = model.dequantize(dtype=compute_dtype)

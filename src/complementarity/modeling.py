@@ -26,18 +26,56 @@ MANIFEST = "base_model.json"
 IGNORE_INDEX = -100
 
 
-def device_and_dtype(dtype: str = "auto"):
-    """Pick the device (CUDA when present) and the torch dtype for ``dtype``."""
+# x86 instructions that execute bf16 matrix products natively (AVX-512 BF16; AMX tiles on newer Xeons).
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU executes bf16 natively (a flag in ``cpuinfo``); False where it cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
+def device_and_dtype(dtype: str = "auto", *, tiny: bool = False):
+    """Pick the device (CUDA when present) and the torch dtype for ``dtype``.
+
+    ``auto``: bfloat16 on a bf16-capable CUDA GPU, and on a CPU with native bf16 instructions
+    (see RESULTS.md: losses and the Complementarity ranking agree with float32 on SmolLM2-135M);
+    float32 elsewhere, and for the embedded ``tiny`` model (too small for bf16 to pay, and its default
+    results then do not depend on the machine's instruction set).
+    """
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dtype == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return device, torch.bfloat16
+        if device.type == "cpu" and not tiny and cpu_has_native_bf16():
+            return device, torch.bfloat16
         return device, torch.float32
-    if dtype in ("bfloat16", "float16") and device.type == "cpu":
-        log.warning("dtype %s on CPU is slow and less precise; consider dtype: auto", dtype)
+    native = dtype == "bfloat16" and cpu_has_native_bf16()
+    if dtype in ("bfloat16", "float16") and device.type == "cpu" and not native:
+        log.warning("dtype %s on this CPU (no native bf16) is slow and less precise; consider dtype: auto", dtype)
     return device, getattr(torch, dtype)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use ``threads`` torch threads (default: OMP_NUM_THREADS, which Snakemake sets to the job's
+    ``threads``), never more; returns the count. Unset and not given: torch's own default."""
+    import os
+
+    import torch
+
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else None
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 # When a hub repo has transformers-format safetensors weights, the other copies of the weights are not
@@ -195,7 +233,8 @@ def load_base(
             "(or give a hub model id such as mistralai/Mistral-7B-Instruct-v0.2)"
         )
     check_quantization(quantization)
-    device, torch_dtype = device_and_dtype(dtype)
+    threads = set_threads()
+    device, torch_dtype = device_and_dtype(dtype, tiny=manifest["source"] == "tiny")
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision}
     if quantization == "4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -233,12 +272,13 @@ def load_base(
     model.config.use_cache = False
     tok = load_tokenizer(weights, revision)
     log.info(
-        "loaded base %s (%s, %s, quantization=%s) on %s: %.2fM parameters",
+        "loaded base %s (%s, %s, quantization=%s) on %s (%d threads): %.2fM parameters",
         manifest["source"],
         weights,
         torch_dtype,
         quantization,
         device,
+        threads,
         sum(p.numel() for p in model.parameters()) / 1e6,
     )
     return model, tok, manifest

@@ -2,7 +2,8 @@
 
 REQUIRED INPUTS: prepared domain data (results/data/domains/), or the shards (tiny model
 pre-trained on them), and the shard check.
-OUTPUTS: results/base_model/ (base_model.json manifest; the weights too for the tiny model).
+OUTPUTS: results/base_model/ (base_model.json manifest; the weights too for the tiny model and for a
+GGUF source, expanded into a plain model folder).
 """
 
 # A hub model is fetched on the submit node, where the hub is reachable (compute nodes often are
@@ -15,7 +16,7 @@ if config["base_model"]["source"] != "tiny":
 
 
 rule build_base_model:
-    """Build and pre-train the tiny model, or fetch the hub model into the cache, or record a local folder."""
+    """Build and pre-train the tiny model, expand a GGUF, fetch the hub model into the cache, or record a local folder."""
     input:
         train=get_pretrain_files,
         shards_checked=ancient("results/data/shards/checked.tsv"),
