@@ -27,7 +27,20 @@ from safetensors.torch import load_file
 from complementarity.config import load_schema
 
 TRACEBACK = "Traceback (most recent call last)"
-TOPK = ("selection", "topk", "--k", "1", "--metric", "relative")
+TOPK = (
+    "selection",
+    "topk",
+    "--k",
+    "1",
+    "--metric",
+    "relative",
+    "--threshold",
+    "0",
+    "--weights",
+    "{}",
+    "--confidence",
+    "0.95",
+)
 
 
 def finetune_args(base: Path, train: Path, out: Path, ckpt: Path | None = None, **overrides) -> list[str]:
@@ -213,7 +226,9 @@ def test_a_damaged_output_is_named_with_the_fix(tmp_path):
     table.write_text("shard\tfoo\nA\t1\n")
     shard.write_text('{"prompt": "1 + 1 =", "response": "2", "id": "a"}\n{"prompt": "2 +')
     err = fails("selection", "gather", "--base-scores", str(scores), "--shard-scores", str(scores),
-                "--metric", "relative", "--weights", "{}", "--out", str(tmp_path / "o.tsv"), "--losses", str(tmp_path / "l.tsv"))  # fmt: skip
+                "--metric", "relative", "--weights", "{}", "--k", "1", "--resamples", "10", "--confidence", "0.95",
+                "--bootstrap-seed", "0", "--bootstrap", str(tmp_path / "b.npz"),
+                "--out", str(tmp_path / "o.tsv"), "--losses", str(tmp_path / "l.tsv"))  # fmt: skip
     assert f"{scores} is not a complete output" in err and "delete it and rerun" in err
     err = fails(*TOPK, "--table", str(table), "--out", str(tmp_path / "s.json"))
     assert f"{table} is not a complete Complementarity table (no column 'mean')" in err
@@ -242,8 +257,7 @@ def test_an_unforeseen_error_is_one_line_and_the_traceback_goes_to_a_file(capsys
     trace.unlink()
     with pytest.raises(KeyError):
         run_reporting_errors(bug, debug=True)
-    proc = run_cli("--debug", "selection", "topk", "--table", "/nonexistent/c.tsv", "--k", "1", "--metric", "relative",
-                   "--out", "/nonexistent/s.json", check=False)  # fmt: skip
+    proc = run_cli("--debug", *TOPK, "--table", "/nonexistent/c.tsv", "--out", "/nonexistent/s.json", check=False)
     assert proc.returncode == 2 and TRACEBACK in proc.stderr  # --debug shows the traceback of a user error too
 
 
