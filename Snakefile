@@ -46,6 +46,7 @@ localrules:
     check_shards,
     gather_scores,
     select_topk,
+    select_rule,
     select_random,
     report,
     study,

@@ -177,35 +177,20 @@ rule analyze_study:
 # --- selection rules compared by test accuracy (study.rules) -----------------------------------------
 
 
-rule select_rule:
-    """The shards one selection rule chooses from the main run's table (same k, same bootstrap)."""
-    input:
-        table="results/complementarity.tsv",
-        bootstrap="results/scores/bootstrap.npz",
+# The shards one selection rule chooses from the main run's table (same k, same bootstrap): the
+# command of select_topk with the rule from the wildcard.
+use rule select_topk as select_rule with:
     output:
         selection="results/study/rules/{method}/selection.json",
     log:
         "logs/select_rule/{method}.log",
-    localrule: True
-    conda:
-        "../../envs/data.yaml"
     params:
         k=config["selection"]["k"],
         metric=config["selection"]["metric"],
+        method=lambda wildcards: wildcards.method,
         threshold=config["selection"]["threshold"],
         weights=as_json(config["selection"]["weights"]),
         confidence=config["selection"]["bootstrap"]["confidence"],
-    shell:
-        "complementarity selection {wildcards.method}"
-        " --table {input.table:q}"
-        " --k {params.k}"
-        " --metric {params.metric}"
-        " --threshold {params.threshold}"
-        " --weights {params.weights:q}"
-        " --bootstrap {input.bootstrap:q}"
-        " --confidence {params.confidence}"
-        " --out {output.selection:q}"
-        " > {log:q} 2>&1"
 
 
 # Fine-tune M on the union of the shards one rule selected (as finetune_final).
