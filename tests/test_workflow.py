@@ -347,7 +347,7 @@ def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(defa
     # coverage keeps k: the random-k baselines stay.
     path = write_config(default_run, "coverage.yaml", lambda cfg: cfg["selection"].update(method="coverage"))
     assert dry_run(default_run, "--configfile", path) == {
-        "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "report": 1, "all": 1,
+        "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     # threshold: k follows from the selection, so the random-k baselines are redrawn with its count.
     path = write_config(
@@ -355,12 +355,13 @@ def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(defa
     )
     assert dry_run(default_run, "--configfile", path) == {
         "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3, "evaluate_model": 4,
-        "report": 1, "all": 1,
+        "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     # The bootstrap's settings rerun the table and selection, never a fine-tune or a score.
     path = write_config(default_run, "boot.yaml", lambda cfg: cfg["selection"]["bootstrap"].update(resamples=500))
     assert dry_run(default_run, "--configfile", path) == {
-        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "report": 1, "all": 1,
+        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "evaluate_model": 1, "cost_table": 1,
+        "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -369,7 +370,7 @@ def test_selection_seeds_reuse_the_study_seed_jobs(default_run):
     path = write_config(default_run, "sel_seeds.yaml", lambda cfg: cfg["selection"].update(seeds=2))
     assert dry_run(default_run, "--configfile", path) == {
         "finetune_shard_seed": 10, "score_group": 2, "gather_scores": 1, "select_topk": 1, "finetune_final": 1,
-        "evaluate_model": 1, "report": 1, "all": 1,
+        "evaluate_model": 1, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     both = write_config(
         default_run, "both_seeds.yaml", lambda cfg: (cfg["selection"].update(seeds=2), cfg["study"].update(seeds=2))
