@@ -529,7 +529,10 @@ def test_pipeline_on_real_gsm8k_mbpp_mmlu(tmp_path):
         n_val_split = {"medicine": 96, "physics": 54}[domain]  # MMLU val rows, our training data
         assert rep["train"] + rep["validation"] == n_val_split - n_leaked - rep["train_duplicates_dropped"]
     table = pd.read_csv(workdir / "results" / "complementarity.tsv", sep="\t")
-    assert list(table.columns) == ["shard", "math", "coding", "medicine", "physics", "mean"]
+    from complementarity.tables import score_columns
+
+    assert score_columns(table) == ["math", "coding", "medicine", "physics", "mean"]
+    assert {"mean_ci_low", "mean_ci_high", "p_topk"} <= set(table.columns)
     assert len(table) == 3
     sel = json.loads((workdir / "results" / "selection.json").read_text())
     assert sel["selected"] == [table["shard"][0]]
