@@ -375,7 +375,9 @@ def test_selection_seeds_reuse_the_study_seed_jobs(default_run):
     both = write_config(
         default_run, "both_seeds.yaml", lambda cfg: (cfg["selection"].update(seeds=2), cfg["study"].update(seeds=2))
     )
-    proc = run_snakemake(default_run, "-n", "--configfile", both, "all", "study")
+    proc = run_snakemake(
+        default_run, "-n", "all", "study", "--configfile", both
+    )  # targets before --configfile (nargs +)
     counts = job_counts(proc.stdout)
     assert counts["finetune_shard_seed"] == 10 and "results/scores/seed1-1.json" in proc.stdout
 
