@@ -156,6 +156,26 @@ DESIGNS: dict[str, Design] = {
 }
 
 
+def draw_domain(out: Path, domain: str, gen, rng: random.Random, *, need: int, n_train: int, n_test: int):
+    """Draw ``need`` distinct records of one domain, write its train and test sets; return the rest."""
+    pool: dict[str, str] = {}
+    while len(pool) < need:
+        prompt, response = gen(rng)
+        pool.setdefault(prompt, response)
+    items = list(pool.items())
+    rng.shuffle(items)
+    train, test, rest = items[:n_train], items[n_train : n_train + n_test], items[n_train + n_test :]
+    write_jsonl(
+        out / "domains" / domain / "train.jsonl",
+        (Example(p, r, f"{domain}-train-{i}") for i, (p, r) in enumerate(train)),
+    )
+    write_jsonl(
+        out / "domains" / domain / "test.jsonl",
+        (Example(p, r, f"{domain}-test-{i}") for i, (p, r) in enumerate(test)),
+    )
+    return rest
+
+
 def make_demo_data(
     out_dir: str | Path,
     *,
@@ -176,21 +196,7 @@ def make_demo_data(
     shard_names = [f"cand{i:02d}" for i in range(1, n_shards + 1)]
     shards: dict[str, list[Example]] = {s: [] for s in shard_names}
     for domain, gen in spec.generators.items():
-        pool: dict[str, str] = {}
-        while len(pool) < need:
-            prompt, response = gen(rng)
-            pool.setdefault(prompt, response)
-        items = list(pool.items())
-        rng.shuffle(items)
-        train, test, rest = items[:n_train], items[n_train : n_train + n_test], items[n_train + n_test :]
-        write_jsonl(
-            out / "domains" / domain / "train.jsonl",
-            (Example(p, r, f"{domain}-train-{i}") for i, (p, r) in enumerate(train)),
-        )
-        write_jsonl(
-            out / "domains" / domain / "test.jsonl",
-            (Example(p, r, f"{domain}-test-{i}") for i, (p, r) in enumerate(test)),
-        )
+        rest = draw_domain(out, domain, gen, rng, need=need, n_train=n_train, n_test=n_test)
         responses = [r for _, r in rest]
         for s_idx, name in enumerate(shard_names):
             chunk = rest[s_idx * per_domain_per_shard : (s_idx + 1) * per_domain_per_shard]

@@ -17,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-from .demo import GENERATORS
+from .demo import GENERATORS, draw_domain
 from .records import Example, write_jsonl
 
 # (home domain, corrupted fraction) per shard: two clean shards per home domain for arithmetic and
@@ -60,21 +60,7 @@ def make_graded_data(
     out_shards: dict[str, list[Example]] = {n: [] for n in names}
     for domain, gen in GENERATORS.items():
         need = n_train + n_test + sum(c[domain] for c in counts.values())
-        pool: dict[str, str] = {}
-        while len(pool) < need:
-            prompt, response = gen(rng)
-            pool.setdefault(prompt, response)
-        items = list(pool.items())
-        rng.shuffle(items)
-        train, test, rest = items[:n_train], items[n_train : n_train + n_test], items[n_train + n_test :]
-        write_jsonl(
-            out / "domains" / domain / "train.jsonl",
-            (Example(p, r, f"{domain}-train-{i}") for i, (p, r) in enumerate(train)),
-        )
-        write_jsonl(
-            out / "domains" / domain / "test.jsonl",
-            (Example(p, r, f"{domain}-test-{i}") for i, (p, r) in enumerate(test)),
-        )
+        rest = draw_domain(out, domain, gen, rng, need=need, n_train=n_train, n_test=n_test)
         responses = [r for _, r in rest]
         start = 0
         for name, (_, frac) in zip(names, shards, strict=True):
