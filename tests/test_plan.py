@@ -111,16 +111,16 @@ def test_plan_of_the_default_config(cfg):
     assert plan.groups["shards-2"] == {s: f"results/shards/{s}" for s in plan.shards[5:]}
     assert len(plan.study_models) == 4 + 6 and plan.study_groups == ["study-1", "study-2"]
     assert plan.seed_groups == {0: ["shards-1", "shards-2"]}  # the first seed's models are the main run's
-    assert plan.eval_models() == ["base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"]
+    assert plan.eval_models() == ["base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))]
     assert plan.adapter_models() == plan.eval_models()[1:]
-    assert plan.evaluate and plan.tested == ["arithmetic", "reverse", "sort", "units"]
+    assert plan.evaluate and plan.tested == ["after", "count", "maximum", "minimum"]
     assert plan.pretrain_corpus() == "domains"
     assert len(plan.study_eval_models()) == 1 + 10 + 10
 
 
 def test_random_draws_are_made_once_and_match_random_k(cfg):
     plan = Plan(copy.deepcopy(cfg))
-    assert plan.random_draws == {s: random_k(plan.shards, 2, s) for s in (1, 2, 3)}
+    assert plan.random_draws == {s: random_k(plan.shards, 2, s) for s in range(1, 7)}
     assert all(len(set(d)) == 2 and set(d) <= set(plan.shards) for d in plan.random_draws.values())
 
 

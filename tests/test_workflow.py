@@ -19,7 +19,7 @@ from complementarity.selection import random_k
 
 pytestmark = pytest.mark.workflow
 
-DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
+DEMO_DOMAINS = ["after", "count", "maximum", "minimum"]
 
 
 def write_config(workdir: Path, name: str, edit) -> str:
@@ -89,7 +89,7 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shards"] == 1
     for domain in ("math", "coding", "medicine", "physics"):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
-    assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
+    assert "config/digits" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
     for command in ("finetune", "scoring", "evaluation"):
@@ -113,7 +113,7 @@ def test_dry_run_of_both_final_methods_and_the_export(scratch):
     proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "merge_both.yaml", edit))
     counts = job_counts(proc.stdout)
     assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
-    assert counts["evaluate_model"] == 7  # base, final, final_retrain, all_data, 3 random-k
+    assert counts["evaluate_model"] == 10  # base, final, final_retrain, all_data, 6 random-k
     assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
     assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
     # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
@@ -151,17 +151,17 @@ def test_pretrain_on_domains_without_train_data_stops_at_validation(scratch):
     assert "config: config/config.yaml (the embedded default)" in run_snakemake(scratch, "-n").stderr
 
 
-def test_dry_run_of_the_accuracy_config(scratch):
-    """config/accuracy.yaml (opt-in): its own domains and shards, 6 random-k seeds, its base model recipe."""
-    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/accuracy.yaml")
+def test_dry_run_of_the_text_config(scratch):
+    """config/text.yaml (the earlier default): its own domains and shards, 3 random-k seeds, its recipe."""
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/text.yaml")
     counts = job_counts(proc.stdout)
     assert counts["finetune_shard"] == 10 and counts["make_shard"] == 10 and counts["score_group"] == 2
-    assert counts["finetune_random"] == 6 and counts["evaluate_model"] == 9  # base, final, all data, 6 random k
-    for domain in ("count", "larger", "maximum", "minimum"):
+    assert counts["finetune_random"] == 3 and counts["evaluate_model"] == 6  # base, final, all data, 3 random k
+    for domain in ("arithmetic", "reverse", "sort", "units"):
         assert f"results/data/domains/{domain}/test.jsonl" in proc.stdout
-    assert "config/accuracy/shards/cand03.jsonl" in proc.stdout and "config/demo/" not in proc.stdout
-    assert '"pretrain_loss": "response"' in proc.stdout and '"max_new_tokens": 4' in proc.stdout
-    assert "config: config/accuracy.yaml. It replaces config/config.yaml" in proc.stderr
+    assert "config/demo/shards/cand03.jsonl" in proc.stdout and "config/digits/" not in proc.stdout
+    assert '"pretrain_loss": "all"' in proc.stdout and '"max_new_tokens": 24' in proc.stdout
+    assert "config: config/text.yaml. It replaces config/config.yaml" in proc.stderr
     assert "key(s) left out" not in proc.stderr
 
 
@@ -227,15 +227,15 @@ def test_default_run_outputs(default_run):
 
     assert not list((default_run / "results" / "checkpoints").glob("*/checkpoint.pt")), "checkpoints left behind"
 
-    # Evaluation: every model on every domain's 200 test items, with intervals and training fractions.
+    # Evaluation: every model on every domain's 300 test items, with intervals and training fractions.
     ev = pd.read_csv(default_run / "results" / "evaluation.tsv", sep="\t")
-    models = {"base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"}
-    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 24
-    assert (ev["n"] == 200).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
+    models = {"base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))}
+    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 36
+    assert (ev["n"] == 300).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
     fraction = ev.groupby("model")["train_fraction"].first()
     assert fraction["base"] == 0 and fraction["all_data"] == 1 and fraction["final"] == pytest.approx(0.2)
     report = (default_run / "results" / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
+    assert "**Embedded tiny model.**" in report and "random k (mean ± sd of 6 seeds)" in report
     assert "Is the selected model better?" in report
     assert ("**The top 2 is separated from the rest**" in report) == unc["separated"]
     assert ("**The top 2 is NOT separated from the rest**" in report) != unc["separated"]
@@ -245,7 +245,7 @@ def test_default_run_outputs(default_run):
     # Cost: every stage from the benchmark files; the selection against the all-data baseline.
     cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
     assert (
-        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 6
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 9
     )
     assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
     selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
@@ -259,7 +259,7 @@ def test_default_run_outputs(default_run):
 
 def test_default_run_avoids_the_corrupted_shards(default_run):
     """The acceptance criterion, on our own demo data: clean picks, corrupted shards ranked last."""
-    corrupted = set(json.loads((REPO / "config" / "demo" / "MANIFEST.json").read_text())["corrupted"])
+    corrupted = set(json.loads((REPO / "config" / "digits" / "MANIFEST.json").read_text())["corrupted"])
     table = pd.read_csv(default_run / "results" / "complementarity.tsv", sep="\t")
     sel = json.loads((default_run / "results" / "selection.json").read_text())
     assert not corrupted & set(sel["selected"]), f"selected a corrupted shard: {sel['selected']}"
@@ -298,8 +298,8 @@ def test_study_target_on_the_default_run(default_run):
     pred = pd.read_csv(out / "predictors.tsv", sep="\t")
     assert list(pred["scope"]) == ["all", *DEMO_DOMAINS]
     assert (pred["n_models"] == 10).all() and (pred["draws"] == 20).all()
-    assert pred.set_index("scope").loc["arithmetic", "test_validation_items"] == 20
-    assert pred.set_index("scope").loc["arithmetic", "remaining_items"] == 180
+    assert pred.set_index("scope").loc["after", "test_validation_items"] == 20
+    assert pred.set_index("scope").loc["after", "remaining_items"] == 280
     draws = pd.read_csv(out / "predictor_draws.tsv", sep="\t")
     assert len(draws) == 5 * 20
 
@@ -308,7 +308,7 @@ def test_study_target_on_the_default_run(default_run):
     assert set(seeds.loc[seeds["selected"] == 1, "shard"]) == set(sel["selected"])  # seed 0 = the main run
 
     report = (out / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "On this run, averaged over" in report
+    assert "**Embedded tiny model.**" in report and "On this run, averaged over" in report
     assert "| all | 40 |" in report
     for fig in ("correlation", "predictors", "seed_selection"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5000, fig
@@ -338,8 +338,8 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
     # gather_scores (seconds) recomputes P(top-k) for the new k.
     assert dry_run(default_run, "--configfile", path) == {
-        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
-        "evaluate_model": 4, "cost_table": 1, "report": 1, "all": 1,
+        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6,
+        "evaluate_model": 7, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -354,7 +354,7 @@ def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(defa
         default_run, "threshold.yaml", lambda cfg: cfg["selection"].update(method="threshold", threshold=-1.0)
     )
     assert dry_run(default_run, "--configfile", path) == {
-        "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3, "evaluate_model": 4,
+        "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6, "evaluate_model": 7,
         "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     # The bootstrap's settings rerun the table and selection, never a fine-tune or a score.
@@ -416,8 +416,8 @@ def test_changing_the_final_method_reruns_only_the_final_stage_and_what_follows(
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
-    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 5  # all but the base model
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 6
+    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 8  # all but the base model
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
     # ... and what follows them: their scoring, the fan-in, the report.
     assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
@@ -438,7 +438,7 @@ def test_changing_checkpointing_or_training_logs_reruns_nothing(default_run):
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):
-    shard_file = default_run / "config" / "demo" / "shards" / "cand05.jsonl"
+    shard_file = default_run / "config" / "digits" / "shards" / "cand05.jsonl"
     lines = shard_file.read_text().splitlines(keepends=True)
     shard_file.write_text("".join(lines[:-1]))  # drop one record
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
@@ -446,7 +446,7 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
-    with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
+    with_cand05 = [s for s in range(1, 7) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}
     if with_cand05:
         expected["finetune_random"] = len(with_cand05)
