@@ -11,7 +11,8 @@ Runs, in one process (numbers in one run are comparable with each other):
 3. achieved matmul throughput of 1 and 2 as a fraction of the measured peak (float32 matmul);
 4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 shards;
 5. per-rule totals of an existing Snakemake benchmarks/ folder (not run here);
-6. on a CUDA machine only: 4-bit QLoRA of a random Mistral-7B-shaped model (tokens/s, peak memory, MFU).
+6. on a CUDA machine only: bench/gpu.py (QLoRA of a random Mistral-7B shape and bf16 LoRA of a 1.1B shape,
+   ours vs the HF Trainer; scoring 10 adapters on one base load vs reloading; peak memory).
 
 Prints a table and writes JSON. Medians of repeats; see BENCHMARKS.md for method and caveats.
 """
@@ -422,79 +423,14 @@ def read_pipeline_benchmarks(folder: Path) -> dict[str, Any] | None:
 
 
 # --- 6. GPU -----------------------------------------------------------------------------------------
-def bench_gpu_qlora(steps: int, seq_len: int = 512, batch: int = 4) -> dict[str, Any]:
-    """4-bit QLoRA of a random-init Mistral-7B-shaped model (needs CUDA and bitsandbytes)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import BitsAndBytesConfig, MistralConfig, MistralForCausalLM
+def bench_gpu(quick: bool, out: Path) -> dict[str, Any]:
+    """bench/gpu.py in this process (CUDA only): QLoRA 7B and bf16 1.1B ours vs HF Trainer, scoring one load
+    vs reloading. Its own JSON goes next to ``out``; quick mode runs its small shape."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gpu
 
-    cfg = MistralConfig(
-        vocab_size=32000,
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-    )
-    bnb = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        with torch.device("cuda"):
-            model = MistralForCausalLM(cfg).to(torch.bfloat16)
-        params = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
-        model.save_pretrained(tmp)  # quantize the way load_base does: from_pretrained with a BitsAndBytesConfig
-        del model
-        torch.cuda.empty_cache()
-        model = MistralForCausalLM.from_pretrained(
-            tmp, quantization_config=bnb, dtype=torch.bfloat16, device_map={"": 0}, attn_implementation="sdpa"
-        )
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    model = get_peft_model(
-        model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
-    )
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(0, cfg.vocab_size, (batch, seq_len), device="cuda")
-    torch.cuda.reset_peak_memory_stats()
-    times = []
-    for step in range(steps + 2):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        if step >= 2:
-            times.append(time.perf_counter() - t0)
-    tps = batch * seq_len / median(times)
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    a @ a
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(20):
-        a @ a
-    torch.cuda.synchronize()
-    peak = 20 * 2 * 8192**3 / (time.perf_counter() - t0)
-    # With gradient checkpointing the forward runs twice: ~(2 + 2 + 2) * P per token for LoRA.
-    achieved = 6 * params * tps
-    return {
-        "gpu": torch.cuda.get_device_name(0),
-        "parameters_matmul": params,
-        "seq_len": seq_len,
-        "batch": batch,
-        "steps_timed": steps,
-        "tokens_per_s": tps,
-        "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30,
-        "measured_peak_bf16_tflops": peak / 1e12,
-        "mfu_6P": achieved / peak,
-        "anchors": "plain HF QLoRA 7B, A100-80GB, FlashAttention-2: ~2.3-2.8k tokens/s; Unsloth ~2x",
-    }
+    path = out.with_name(out.stem + "-gpu.json")
+    return gpu.main(["--shape", "small" if quick else "full", "--out", str(path)])
 
 
 # --- main -------------------------------------------------------------------------------------------
@@ -583,7 +519,7 @@ def main() -> None:
         results["pipeline"] = read_pipeline_benchmarks(REPO / "benchmarks")
     if "gpu" not in a.skip and torch.cuda.is_available():
         progress("gpu")
-        results["gpu_qlora"] = bench_gpu_qlora(steps=5 if q else 20)
+        results["gpu"] = bench_gpu(q, Path(a.out))
     results["total_seconds"] = time.perf_counter() - t_all
     results["machine"]["loadavg_end"] = os.getloadavg()
     results = strip_private(results)
@@ -658,9 +594,14 @@ def print_table(r: dict[str, Any]) -> None:
         )
         for rule, v in pl["rules"].items():
             rows.append((f"  {rule}", f"{v['jobs']} jobs, {v['seconds']:.0f}s wall, {v['cpu_seconds']:.0f}s CPU"))
-    if g := r.get("gpu_qlora"):
+    if g := r.get("gpu"):
+        q = g.get("qlora", {})
         rows.append(
-            ("GPU QLoRA 7B", f"{g['tokens_per_s']:.0f} tok/s, {g['peak_memory_gb']:.1f} GB, MFU {g['mfu_6P']:.1%}")
+            (
+                f"GPU ({g['device']})",
+                f"QLoRA 7B ours/HF {q.get('ratio_ours_over_hf', float('nan')):.2f}x, fits 24 GB: {q.get('fits_24gb')}; "
+                "see bench/gpu.py's table above",
+            )
         )
     else:
         rows.append(("GPU QLoRA 7B", "not run (no CUDA)"))
