@@ -9,7 +9,8 @@ Runs, in one process (numbers in one run are comparable with each other):
 2. scoring: N adapters on one base load (scoring.score) vs one score() call (base reload) per adapter,
    on the tiny model and on a larger random Llama; the batched, length-sorted nll() vs a per-example loop;
 3. achieved matmul throughput of 1 and 2 as a fraction of the measured peak (float32 matmul);
-4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 shards;
+4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 (--dag-n: 10000) shards, and
+   each rule's longest shell command; `selection gather` / `selection topk` on N = 10,000 fake score files;
 5. per-rule totals of an existing Snakemake benchmarks/ folder (not run here);
 6. on a CUDA machine only: bench/gpu.py (QLoRA of a random Mistral-7B shape and bf16 LoRA of a 1.1B shape,
    ours vs the HF Trainer; scoring 10 adapters on one base load vs reloading; peak memory).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import itertools
 import json
 import logging
 import os
@@ -351,7 +353,29 @@ def bench_nll(model, tok, params: int, validation, *, repeats: int, peak_gflops:
 
 
 # --- 4. dry run -------------------------------------------------------------------------------------
-def bench_dry_run(work: Path, ns: list[int], repeats: int, *, both: bool = True) -> dict[str, Any]:
+# Snakemake runs each shell command as one `bash -c COMMAND` argument, and Linux refuses a single argument
+# longer than MAX_ARG_STRLEN (32 pages = 128 KiB) with "Argument list too long".
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def longest_commands(dry_run_output: str) -> dict[str, int]:
+    """{rule: length in bytes of its longest shell command} from `snakemake -n -p` output."""
+    out: dict[str, int] = {}
+    rule = None
+    for line in dry_run_output.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
+            rule = line.split()[1].rstrip(":")
+        elif rule and "complementarity " in line:
+            out[rule] = max(out.get(rule, 0), len(line.encode()))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def bench_dry_run(
+    work: Path, ns: list[int], repeats: int, *, both: bool = True, commands_max_n: int = 1000
+) -> dict[str, Any]:
+    """`snakemake -n` wall time and job count at each N (strategy random) in a scratch copy of the workflow;
+    for N <= ``commands_max_n`` one more `-n -p` run measures each rule's longest shell command (it grows
+    linearly in N, so the N at which it passes the 128 KiB limit is extrapolated)."""
     wf = work / "workflow_copy"
     wf.mkdir(parents=True)
     shutil.copy(REPO / "Snakefile", wf / "Snakefile")
@@ -359,42 +383,164 @@ def bench_dry_run(work: Path, ns: list[int], repeats: int, *, both: bool = True)
         shutil.copytree(REPO / d, wf / d)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     out: dict[str, Any] = {}
-    for evaluation in (False, True) if both else (False,):
+
+    def snakemake(path: Path, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [str(BIN / "snakemake"), "-n", *extra, "--cores", "1", "--configfile", str(path)],
+            cwd=wf, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"snakemake -n failed for {path.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        return seconds, proc
+
+    for evaluation in (False, True) if both else (True,):
         for n in ns:
             cfg = copy.deepcopy(CONFIG)
             cfg["sharding"].update(strategy="random", n_shards=n)
             cfg["evaluation"]["enabled"] = evaluation
             path = wf / f"bench_n{n}_eval{int(evaluation)}.yaml"
             path.write_text(yaml.safe_dump(cfg))
+            progress(f"dag: N={n} evaluation={evaluation}")
             times, jobs = [], None
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                proc = subprocess.run(
-                    [str(BIN / "snakemake"), "-n", "--cores", "1", "--configfile", str(path)],
-                    cwd=wf,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                )
-                times.append(time.perf_counter() - t0)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"snakemake -n failed for N={n}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            for _ in range(repeats if n < 10000 else 1):  # N = 10,000 takes minutes: once
+                seconds, proc = snakemake(path)
+                times.append(seconds)
                 jobs = next((line.split()[1] for line in proc.stdout.splitlines() if line.startswith("total")), None)
-            out[f"n{n}_eval{int(evaluation)}"] = {
+            entry = {
                 "n_shards": n,
                 "evaluation": evaluation,
                 "jobs": int(jobs) if jobs else None,
                 "seconds": median(times),
                 "runs": times,
             }
+            if n <= commands_max_n:
+                longest = longest_commands(snakemake(path, "-p")[1].stdout)
+                entry["longest_command_bytes"] = longest
+                # Commands grow linearly in N: the N at which each rule's passes MAX_ARG_STRLEN.
+                entry["command_limit_at_n"] = {r: int(n * MAX_ARG_STRLEN / b) for r, b in longest.items() if b > 4096}
+            out[f"n{n}_eval{int(evaluation)}"] = entry
     for ev in (0, 1):
-        lo, hi = out.get(f"n{ns[0]}_eval{ev}"), out.get(f"n{ns[-1]}_eval{ev}")
-        if lo and hi:
-            out[f"growth_{ns[0]}_to_{ns[-1]}_eval{ev}"] = hi["seconds"] / lo["seconds"]
+        runs = [out[f"n{n}_eval{ev}"] for n in ns if f"n{n}_eval{ev}" in out]
+        for lo, hi in itertools.pairwise(runs):
+            # Growth of the time and of the job count from one N to the next: equal means linear in jobs.
+            out[f"growth_{lo['n_shards']}_to_{hi['n_shards']}_eval{ev}"] = {
+                "seconds": hi["seconds"] / lo["seconds"],
+                "jobs": hi["jobs"] / lo["jobs"],
+            }
+    out["max_arg_strlen"] = MAX_ARG_STRLEN
     big = [v["seconds"] for k, v in out.items() if k.startswith(f"n{ns[-1]}_")]
-    out["target_seconds_at_max_n"] = 30
-    out["target_met"] = bool(big) and max(big) < 30 and ns[-1] >= 1000
+    out["target_seconds_at_1000"] = 30
+    at_1000 = [v["seconds"] for k, v in out.items() if k.startswith("n1000_")]
+    out["target_met"] = bool(at_1000) and max(at_1000) < 30
+    out["seconds_at_max_n"] = max(big) if big else None
     return out
+
+
+# --- 4b. selection at scale ---------------------------------------------------------------------------
+def fake_scores(work: Path, n_shards: int, group_size: int, per_domain: int, seed: int = 0) -> tuple[Path, list[Path]]:
+    """results/scores/base.json and one file per scoring group, in the format ``complementarity scoring`` writes
+    (per-example NLL sums and token counts, so the bootstrap has what it resamples). Random losses."""
+    import numpy as np
+
+    from complementarity.provenance import write_json
+
+    rng = np.random.default_rng(seed)
+    tokens = {d: rng.integers(2, 40, size=per_domain).tolist() for d in DOMAINS}
+
+    def record(scale: float, d: str) -> dict[str, Any]:
+        tok = tokens[d]
+        sums = (np.asarray(tok) * scale * rng.uniform(0.8, 1.2, size=len(tok))).tolist()
+        return {
+            "nll_sum": float(sum(sums)), "response_tokens": int(sum(tok)), "examples": len(tok),
+            "nll": float(sum(sums) / sum(tok)), "padding_fraction": 0.05,
+            "example_nll_sums": sums, "example_response_tokens": tok,
+        }  # fmt: skip
+
+    folder = work / "scores"
+    folder.mkdir(parents=True)
+    base = folder / "base.json"
+    write_json(base, {"scores": {"base": {d: record(2.0, d) for d in DOMAINS}}, "provenance": {}})
+    width = len(str(n_shards))
+    shards = [f"shard{i:0{width}d}" for i in range(1, n_shards + 1)]
+    files = []
+    for g, start in enumerate(range(0, n_shards, group_size), start=1):
+        scores = {s: {d: record(rng.uniform(1.0, 1.9), d) for d in DOMAINS} for s in shards[start : start + group_size]}
+        path = folder / f"shards-{g:0{len(str(-(-n_shards // group_size)))}d}.json"
+        write_json(path, {"scores": scores, "provenance": {}})
+        files.append(path)
+    return base, files
+
+
+def bench_selection(work: Path, *, n_shards: int, per_domain: int, resamples: int) -> dict[str, Any]:
+    """`complementarity selection gather` and `selection topk` (real CLI processes) on N fake shard score files,
+    and the paired bootstrap they run (uncertainty.bootstrap, in this process)."""
+    import resource
+
+    from complementarity.tables import read_scores
+    from complementarity.uncertainty import bootstrap
+
+    sel = CONFIG["selection"]
+    group = CONFIG["scoring"]["group_size"]
+    t0 = time.perf_counter()
+    base, files = fake_scores(work, n_shards, group, per_domain)
+    write_s = time.perf_counter() - t0
+    out_dir = work / "selection"
+    out_dir.mkdir()
+    cli = str(BIN / "complementarity")
+    gather = [
+        cli, "selection", "gather", "--base-scores", str(base), "--shard-scores", *map(str, files),
+        "--metric", sel["metric"], "--weights", json.dumps(sel["weights"]), "--k", str(sel["k"]),
+        "--resamples", str(resamples), "--confidence", str(sel["bootstrap"]["confidence"]),
+        "--bootstrap-seed", "0", "--bootstrap", str(out_dir / "bootstrap.npz"),
+        "--out", str(out_dir / "complementarity.tsv"), "--losses", str(out_dir / "losses.tsv"),
+    ]  # fmt: skip
+    topk = [
+        cli, "selection", "topk", "--table", str(out_dir / "complementarity.tsv"), "--k", str(sel["k"]),
+        "--metric", sel["metric"], "--threshold", str(sel["threshold"]), "--weights", json.dumps(sel["weights"]),
+        "--bootstrap", str(out_dir / "bootstrap.npz"), "--confidence", str(sel["bootstrap"]["confidence"]),
+        "--out", str(out_dir / "selection.json"),
+    ]  # fmt: skip
+
+    def timed(cmd: list[str]) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{proc.stderr[-2000:]}")
+        return time.perf_counter() - t0
+
+    gather_s = timed(gather)
+    rss_gather = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB (max over children so far)
+    topk_s = timed(topk)
+    selected = json.loads((out_dir / "selection.json").read_text())["selected"]
+    # The bootstrap alone, in this process, on the same files.
+    base_scores = read_scores(base)["base"]
+    shards: dict[str, Any] = {}
+    for f in files:
+        shards.update(read_scores(f))
+    t0 = time.perf_counter()
+    bootstrap(base_scores, {0: shards}, metric=sel["metric"], weights=sel["weights"], resamples=resamples, seed=0)
+    boot_s = time.perf_counter() - t0
+    # Importing the CLI alone (the fixed cost of each of those processes).
+    import_s = timed([cli, "selection", "--help"])
+    return {
+        "n_shards": n_shards,
+        "score_files": len(files),
+        "group_size": group,
+        "validation_examples_per_domain": per_domain,
+        "domains": len(DOMAINS),
+        "resamples": resamples,
+        "write_fake_scores_seconds": write_s,
+        "gather_seconds": gather_s,
+        "gather_peak_rss_mib": rss_gather,
+        "topk_seconds": topk_s,
+        "bootstrap_seconds_in_process": boot_s,
+        "cli_start_seconds": import_s,
+        "bootstrap_npz_mib": (out_dir / "bootstrap.npz").stat().st_size / 2**20,
+        "selected": selected,
+        "gather_command_bytes": len(" ".join(gather).encode()),
+    }
 
 
 # --- 5. pipeline benchmark files ---------------------------------------------------------------------
@@ -448,7 +594,15 @@ def main() -> None:
         help="fewer steps, repeats and examples (aims at a few minutes; >10 min on a loaded 2-core machine)",
     )
     ap.add_argument("--out", default=str(REPO / "bench/results.json"))
-    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: train score large dag pipeline gpu")
+    ap.add_argument(
+        "--skip", nargs="*", default=[], help="sections to skip: train score large dag selection smollm2 pipeline gpu"
+    )
+    ap.add_argument(
+        "--dag-n", type=int, nargs="+", default=[10, 100, 1000],
+        help="shard counts of the dry-run section (10000 takes minutes on 2 cores)",
+    )  # fmt: skip
+    ap.add_argument("--selection-n", type=int, default=10000, help="shard count of the selection section")
+    ap.add_argument("--selection-examples", type=int, default=100, help="validation examples per domain there")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in ("complementarity", "transformers", "peft"):
@@ -513,7 +667,13 @@ def main() -> None:
             results["nll_large"] = bench_nll(model, tok, params, sc["_validation"], repeats=1, peak_gflops=pg)
         if "dag" not in a.skip:
             progress("dag")
-            results["dry_run"] = bench_dry_run(work, [10, 100, 1000], 1 if q else 3, both=not q)
+            results["dry_run"] = bench_dry_run(work, sorted(a.dag_n), 1 if q else 3, both=not q)
+        if "selection" not in a.skip:
+            progress(f"selection at N={a.selection_n}")
+            results["selection_scale"] = bench_selection(
+                work / "selection_scale", n_shards=a.selection_n, per_domain=a.selection_examples,
+                resamples=CONFIG["selection"]["bootstrap"]["resamples"],
+            )  # fmt: skip
     if "pipeline" not in a.skip:
         progress("pipeline")
         results["pipeline"] = read_pipeline_benchmarks(REPO / "benchmarks")
@@ -583,6 +743,25 @@ def print_table(r: dict[str, Any]) -> None:
                     (f"dry run N={v['n_shards']} eval={v['evaluation']}", f"{v['seconds']:.1f}s, {v['jobs']} jobs")
                 )
         rows.append(("dry run target N=1000 < 30s", str(d["target_met"])))
+        for key, g in d.items():
+            if key.startswith("growth_"):
+                rows.append((f"  {key}", f"time x{g['seconds']:.1f} for jobs x{g['jobs']:.1f}"))
+        for v in d.values():
+            if isinstance(v, dict) and v.get("command_limit_at_n"):
+                top = ", ".join(
+                    f"{r} at N~{n}" for r, n in sorted(v["command_limit_at_n"].items(), key=lambda x: x[1])[:4]
+                )
+                rows.append((f"  >128 KiB shell command (from N={v['n_shards']})", top))
+                break
+    if sc := r.get("selection_scale"):
+        rows.append(
+            (
+                f"selection at N={sc['n_shards']} ({sc['score_files']} files)",
+                f"gather {sc['gather_seconds']:.1f}s ({sc['gather_peak_rss_mib']:.0f} MiB peak), topk "
+                f"{sc['topk_seconds']:.1f}s, bootstrap alone {sc['bootstrap_seconds_in_process']:.1f}s "
+                f"({sc['resamples']} resamples), CLI start {sc['cli_start_seconds']:.1f}s",
+            )
+        )
     if pl := r.get("pipeline"):
         load = pl["median_mean_load"]
         rows.append(
