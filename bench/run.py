@@ -971,7 +971,7 @@ def print_table(r: dict[str, Any]) -> None:
             )
     if d := r.get("dry_run"):
         for v in d.values():
-            if isinstance(v, dict):
+            if isinstance(v, dict) and "n_shards" in v:
                 rows.append(
                     (f"dry run N={v['n_shards']} eval={v['evaluation']}", f"{v['seconds']:.1f}s, {v['jobs']} jobs")
                 )
