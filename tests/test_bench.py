@@ -1,7 +1,9 @@
-"""bench/gpu.py, the GPU benchmark, runs on CPU at its small shape and writes every field a GPU run reports.
+"""The benchmark scripts still run against the package: bench/gpu.py at its small shape on CPU (every field
+a GPU run reports), and bench/run.py's scale helpers (fake score files that `selection gather` reads, the
+shell-command lengths parsed from a dry run).
 
-On CPU the 4-bit path is skipped (the output says so); the numbers are meaningless, the script is what
-is tested, so that a session with a GPU can run it at full shape without first debugging it.
+On CPU the 4-bit path is skipped (the output says so); the numbers are meaningless, the scripts are what
+is tested, so that a session with a GPU (or a quiet machine) can run them without first debugging them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import subprocess
 import sys
 
 from conftest import REPO, env_with_bin
+
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def test_gpu_bench_small_shape_on_cpu(tmp_path):
@@ -44,3 +48,28 @@ def test_gpu_bench_small_shape_on_cpu(tmp_path):
     assert sc["max_relative_nll_difference_once_vs_reload"] < 1e-5
     for line in ("ratio ours/HF", "fits 24 GB", "scoring 10 adapters", "NOTE"):
         assert line in proc.stdout
+
+
+def test_selection_bench_on_fake_scores_runs_the_real_cli(tmp_path):
+    import run
+
+    r = run.bench_selection(tmp_path, n_shards=12, per_domain=5, resamples=20)
+    assert r["score_files"] == 3 and r["n_shards"] == 12  # group_size 5: 5 + 5 + 2
+    assert len(r["selected"]) == run.CONFIG["selection"]["k"] and all(s.startswith("shard") for s in r["selected"])
+    assert r["gather_seconds"] > 0 and r["topk_seconds"] > 0 and r["bootstrap_npz_mib"] > 0
+
+
+def test_longest_commands_per_rule_from_a_dry_run_listing():
+    import run
+
+    listing = (
+        "rule make_shards:\n    input: a\n    jobid: 3\n\ncomplementarity shards split --out x y z\n\n"
+        "localrule check_shards:\n    jobid: 4\ncomplementarity shards check --shards x\n"
+        "rule finetune_shard:\ncomplementarity finetune --train a\n"
+        "rule finetune_shard:\ncomplementarity finetune --train a b c d\n"
+    )
+    assert run.longest_commands(listing) == {
+        "finetune_shard": len("complementarity finetune --train a b c d"),
+        "make_shards": len("complementarity shards split --out x y z"),
+        "check_shards": len("complementarity shards check --shards x"),
+    }
