@@ -142,7 +142,7 @@ def test_finetune_is_deterministic_on_cpu(tiny_base, demo_prepared, tmp_path):
     configs = [(tmp_path / d / "adapter_config.json").read_bytes() for d in ("one", "two")]
     assert configs[0] == configs[1]
     modules = json.loads(configs[0])["target_modules"]
-    assert modules == sorted(modules) and len(modules) == 7
+    assert modules == sorted(modules) and len(set(modules)) == len(modules) > 0
     assert not all(torch.equal(one[k], other[k]) for k in one), "another seed gave the same adapter"
 
 
