@@ -220,8 +220,8 @@ def test_cost_jobs_of_the_default_name_every_compute_job_and_its_output(cfg):
     assert jobs["finetune_random/seed3"] == "results/baselines/random_k/seed3/adapter"
     assert [j for j in jobs if j.startswith("evaluate_model/")] == [f"evaluate_model/{m}" for m in plan.eval_models()]
     assert plan.cost_rules()[:3] == ["build_base_model", "finetune_shard", "score_base"]
-    assert "finetune_final/finetune_final=results/final/metrics.json" in plan.cost_args("metrics").split()
-    assert "score_base/score_base=results/scores/base.json" in plan.cost_args("scores").split()
+    assert plan.cost_files("metrics")["finetune_final/finetune_final"] == "results/final/metrics.json"
+    assert plan.cost_files("scores")["score_base/score_base"] == "results/scores/base.json"
 
 
 def test_cost_jobs_with_both_final_methods_and_without_evaluation(cfg):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -81,6 +82,24 @@ def test_dry_run_random_strategy_makes_n_shards(scratch):
 
     counts = dry_run(scratch, "--configfile", write_config(scratch, "random7.yaml", edit))
     assert counts["finetune_shard"] == 7 and counts["make_shards"] == 1 and "make_shard" not in counts
+
+
+def test_every_shell_command_fits_one_argument_at_1200_shards(scratch):
+    """Snakemake runs a shell command as one `bash -c` argument, which Linux caps at 128 KiB: at N = 1,200
+    shards (evaluation on) no command may reach it (cost_table, which names every job's files, runs
+    in-process for that reason)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from run import MAX_ARG_STRLEN, longest_commands
+
+    def edit(cfg):
+        cfg["sharding"].update(strategy="random", n_shards=1200)
+
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "n1200.yaml", edit))
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_shard"] == 1200 and counts["cost_table"] == 1
+    longest = longest_commands(proc.stdout)
+    assert "cost_table" not in longest  # in-process: no shell command
+    assert longest and max(longest.values()) < MAX_ARG_STRLEN, longest
 
 
 def test_paper_config_builds_its_dag_offline(scratch):
