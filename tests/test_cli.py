@@ -175,6 +175,46 @@ def test_adapters_with_the_same_config_are_copied_in_and_others_loaded_the_peft_
     assert all(math.isclose(together["a"][d]["nll"], together["a2"][d]["nll"], rel_tol=1e-6) for d in DOMAINS)
 
 
+# Packages an ML job must not load (quantization none): what peft, transformers or torch would pull in
+# when installed, and the light stages' plotting and tables. torch and peft are there to show the job ran.
+NOT_IN_ML_JOBS = ("bitsandbytes", "scipy", "matplotlib", "pandas", "sklearn", "torchvision", "datasets", "tensorboard")
+MODULES_PROBE = """
+import json, sys
+from complementarity.cli import main
+rc = main(sys.argv[1:])
+import torch
+watch = {watch!r}
+print(json.dumps({{"rc": rc, "loaded": [m for m in watch if sys.modules.get(m) is not None],
+                  "torch_threads": torch.get_num_threads()}}))
+"""
+
+
+@pytest.mark.parametrize("job", ["finetune", "scoring"])
+def test_ml_jobs_load_neither_bitsandbytes_nor_unused_packages(
+    job, arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    """A fine-tune and an adapter-scoring job (quantization none), each in its own process through the CLI's
+    entry: the packages above stay out of sys.modules, and torch runs the OMP_NUM_THREADS threads it is given."""
+    import subprocess
+    import sys
+
+    from conftest import env_with_bin
+
+    if job == "finetune":
+        args = ["finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), *finetune_flags({**FINETUNE, "max_steps": 2}),
+                "--train", str(demo_prepared / "sort" / "train.jsonl"), "--name", "s", "--out", str(tmp_path / "s")]  # fmt: skip
+    else:
+        args = ["scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
+                "--validation", *_validation_args(demo_prepared), "--adapter", f"a={arithmetic_adapter}", "--out", str(tmp_path / "s.json")]  # fmt: skip
+    code = MODULES_PROBE.format(watch=["torch", "peft", *NOT_IN_ML_JOBS])
+    env = {**env_with_bin(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["rc"] == 0 and seen["loaded"] == ["torch", "peft"], seen
+    assert seen["torch_threads"] == 1
+
+
 def test_length_batches_bound_padding_and_batch_size():
     import random
 

@@ -36,7 +36,10 @@ def register_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    from ..modeling import keep_unused_out
     from ..provenance import provenance, write_json
+
+    keep_unused_out(args.base_model["quantization"])
     from .run import evaluate_model
 
     results = evaluate_model(
