@@ -367,6 +367,55 @@ def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prep
         assert all(i["n_tokens"] <= 8 for i in r["per_item"])
 
 
+def test_a_group_evaluation_gives_each_model_what_its_own_job_gives(
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    """evaluate_group's command (--models, --out-dir) evaluates models in turn in one process; the second
+    model's results equal those of its own job (the first model's merged adapter does not leak into it)."""
+    settings = {"test_limit": 20, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5, "layout": "project"}  # fmt: skip
+    sort_adapter = tmp_path / "sort"
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], sort_adapter, max_steps=5)
+    common = [
+        "evaluation", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG),
+        "--test", *[f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")],
+        "--evaluators", json.dumps({"arithmetic": "exact_match", "sort": "exact_match"}), "--settings", json.dumps(settings),
+    ]  # fmt: skip
+    run_cli(
+        *common, "--models", f"arith={arithmetic_adapter}", f"sort={sort_adapter}", "--out-dir", str(tmp_path / "group")
+    )
+    run_cli(*common, "--adapter", str(sort_adapter), "--name", "sort", "--out", str(tmp_path / "sort.json"))
+    assert sorted(p.name for p in (tmp_path / "group").iterdir()) == ["arith.json", "sort.json"]
+
+    def scores(path: Path) -> dict:
+        result = json.loads(path.read_text())
+        return {d: {k: v for k, v in r.items() if k != "seconds"} for d, r in result["domains"].items()}
+
+    grouped, alone = (
+        json.loads((tmp_path / "group" / "sort.json").read_text()),
+        json.loads((tmp_path / "sort.json").read_text()),
+    )
+    assert grouped["model"] == alone["model"] == "sort" and grouped["provenance"]["adapter"] == str(sort_adapter)
+    assert scores(tmp_path / "group" / "sort.json") == scores(tmp_path / "sort.json")
+    # The adapters differ, so equal results above are not the base model's twice.
+    arith = scores(tmp_path / "group" / "arith.json")
+    assert [i["prediction"] for i in arith["arithmetic"]["per_item"]] != [
+        i["prediction"] for i in scores(tmp_path / "sort.json")["arithmetic"]["per_item"]
+    ]
+    # One model or several, not a mix of both.
+    proc = run_cli(
+        *common,
+        "--models",
+        f"arith={arithmetic_adapter}",
+        "--name",
+        "x",
+        "--out-dir",
+        str(tmp_path / "g2"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "ERROR: evaluation: give either --name and --out" in proc.stderr
+    assert not (tmp_path / "g2").exists()
+
+
 def test_check_shards_counts_records_by_their_domain_label(tmp_path):
     """Issue 13: candidate records that carry a `domain` field were counted as `unknown`."""
     held = tmp_path / "domains" / "d" / "test.jsonl"
