@@ -182,6 +182,12 @@ def get_eval_adapter(wildcards):
     return {"adapter": path} if path else {}
 
 
+def evaluation_output(grouped):
+    """results/evaluation/{model}.json for the models evaluated alone (evaluate_model) or in groups
+    (copy_evaluation): the model wildcard constrained so that each file has one rule."""
+    return f"results/evaluation/{{model,{PLAN.eval_pattern(grouped)}}}.json"
+
+
 def get_eval_group_adapters(wildcards):
     """The adapter folders of one evaluation group."""
     return list(PLAN.eval_groups[wildcards.eval_group].values())

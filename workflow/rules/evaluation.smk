@@ -14,15 +14,13 @@ results/evaluation/groups/{eval_group}/ (plan.Plan.eval_groups).
 
 rule evaluate_model:
     """Task accuracy of one model on every domain's test set (generation, or option log-likelihood)."""
-    wildcard_constraints:
-        model=PLAN.eval_pattern(grouped=False),
     input:
         unpack(get_eval_adapter),
         base="results/base_model",
         test=get_prepared("test", TESTED),
         train=get_prepared("train", TESTED),
     output:
-        result="results/evaluation/{model}.json",
+        result=evaluation_output(grouped=False),
     log:
         "logs/evaluate_model/{model}.log",
     benchmark:
@@ -84,7 +82,7 @@ if PLAN.eval_groups:
         resources:
             gpu=1,
             mem_mb=16000,
-            runtime=lambda wildcards: 120 * len(PLAN.eval_groups[wildcards.eval_group]),
+            runtime=120 * config["evaluation"]["group_size"],  # minutes: 120 per model
             cpus_per_task=lambda wildcards, threads: threads,
         params:
             base_model=as_json(config["base_model"]),
@@ -108,12 +106,10 @@ if PLAN.eval_groups:
 
     rule copy_evaluation:
         """One model's results from its group's folder, at the path evaluate_model writes."""
-        wildcard_constraints:
-            model=PLAN.eval_pattern(grouped=True),
         input:
             group=get_eval_group_dir,
         output:
-            result="results/evaluation/{model}.json",
+            result=evaluation_output(grouped=True),
         log:
             "logs/copy_evaluation/{model}.log",
         conda:
