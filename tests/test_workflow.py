@@ -256,8 +256,8 @@ def test_default_run_outputs(default_run):
     # Cost: every stage from the benchmark files; the selection against the all-data baseline.
     cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
     assert (
-        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 6
-    )
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 4
+    )  # evaluation: base, final, all_data, and one job for the 3 random-k baselines (evaluation.group_size)
     assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
     selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
     assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
