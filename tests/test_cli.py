@@ -138,6 +138,11 @@ def test_finetune_is_deterministic_on_cpu(tiny_base, demo_prepared, tmp_path):
     one, two, other = (load_file(tmp_path / d / "adapter_model.safetensors") for d in ("one", "two", "seed1"))
     assert one.keys() == two.keys()
     assert all(torch.equal(one[k], two[k]) for k in one), "same seed, different adapter"
+    # ... byte for byte, config included: PEFT writes target_modules from a set (order varies by process).
+    configs = [(tmp_path / d / "adapter_config.json").read_bytes() for d in ("one", "two")]
+    assert configs[0] == configs[1]
+    modules = json.loads(configs[0])["target_modules"]
+    assert modules == sorted(modules) and len(set(modules)) == len(modules) > 0
     assert not all(torch.equal(one[k], other[k]) for k in one), "another seed gave the same adapter"
 
 

@@ -331,7 +331,7 @@ KEY_LINE = re.compile(r"^\s*[A-Za-z_][\w-]*:")
 
 def test_embedded_config_validates() -> None:
     config = validate_config(load_yaml(REPO / "config" / "config.yaml"), base_dir=REPO)
-    assert set(config["domains"]) == {"arithmetic", "reverse", "sort", "units"}
+    assert set(config["domains"]) == {"after", "count", "maximum", "minimum"}
     assert config["sharding"]["strategy"] == "files"
     assert shard_ids(config) == [f"cand{i:02d}" for i in range(1, 11)]
     assert 1 <= config["selection"]["k"] <= len(shard_ids(config))
@@ -435,20 +435,18 @@ def test_describe_resolution_lists_defaults_that_differ_from_the_embedded_config
     assert text == "config: config/config.yaml (the embedded default)"
 
 
-def test_the_accuracy_config_validates_and_sets_every_recipe_key(capsys) -> None:
-    """config/accuracy.yaml (opt-in): valid, its own data, and no key left to a schema default unlike the default's."""
-    raw = load_yaml(REPO / "config" / "accuracy.yaml")
-    config = validate_config(copy.deepcopy(raw), base_dir=REPO, announce=["config/accuracy.yaml"])
-    assert set(config["domains"]) == {"count", "larger", "maximum", "minimum"}
-    assert all(f.startswith("config/accuracy/shards/") for f in config["sharding"]["files"])
-    assert config["base_model"]["tiny"]["pretrain_loss"] == "response"
+def test_the_text_config_validates_and_sets_every_recipe_key(capsys) -> None:
+    """config/text.yaml (the earlier default): valid, its own data, no key left to a schema default unlike the default's."""
+    raw = load_yaml(REPO / "config" / "text.yaml")
+    config = validate_config(copy.deepcopy(raw), base_dir=REPO, announce=["config/text.yaml"])
+    assert set(config["domains"]) == {"arithmetic", "reverse", "sort", "units"}
+    assert all(f.startswith("config/demo/shards/") for f in config["sharding"]["files"])
+    assert config["base_model"]["tiny"]["pretrain_loss"] == "all"
     err = capsys.readouterr().err
-    assert (
-        err.startswith("config: config/accuracy.yaml. It replaces config/config.yaml") and "key(s) left out" not in err
-    )
-    # The embedded default keeps the schema default (loss on every token) and is announced in one line.
+    assert err.startswith("config: config/text.yaml. It replaces config/config.yaml") and "key(s) left out" not in err
+    # The embedded default learns the answers given the prompts, and is announced in one line.
     embedded = validate_config(load_yaml(REPO / "config" / "config.yaml"), base_dir=REPO, announce=[])
-    assert embedded["base_model"]["tiny"]["pretrain_loss"] == "all"
+    assert embedded["base_model"]["tiny"]["pretrain_loss"] == "response"
     assert capsys.readouterr().err == "config: config/config.yaml (the embedded default)\n"
 
 
@@ -465,5 +463,5 @@ def test_validate_config_cli_prints_the_keys_left_to_defaults(tmp_path: Path) ->
     assert lines[1].startswith(f"config: {mine}. It replaces config/config.yaml")
     assert "1 key(s) left out take a schema default that differs from config/config.yaml" in proc.stdout
     assert [line.split() for line in lines if line.startswith("  ")] == [
-        ["evaluation.max_new_tokens", "256", "(config/config.yaml:", "24)"]
+        ["evaluation.max_new_tokens", "256", "(config/config.yaml:", "4)"]
     ]

@@ -1,5 +1,5 @@
-"""Tests for :mod:`complementarity.demo`: both shipped demo data sets (``config/demo`` for the embedded
-default, ``config/accuracy`` for ``config/accuracy.yaml``) are reproducible and labelled as documented."""
+"""Tests for :mod:`complementarity.demo`: both shipped demo data sets (``config/digits`` for the embedded
+default, ``config/demo`` for ``config/text.yaml``) are reproducible and labelled as documented."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from complementarity.demo import DESIGNS, UNITS, make_demo_data
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = {design: REPO / spec.out for design, spec in DESIGNS.items()}
-N_TEST = {"default": 200, "accuracy": 300}
+N_TEST = {"text": 200, "digits": 300}
 
 pytestmark = pytest.mark.parametrize("design", sorted(DESIGNS))
 
@@ -45,15 +45,15 @@ def correct_answer(prompt: str) -> str:
         return str(max(numbers))
     if numbers and head == "min":
         return str(min(numbers))
-    if head == "larger" and len(numbers) == 2:
-        return str(max(numbers))
+    if numbers and head.startswith("after "):
+        return str(numbers[numbers.index(int(head.removeprefix("after "))) + 1])
     if numbers and head.startswith("count "):
         return str(numbers.count(int(head.removeprefix("count "))))
     raise AssertionError(f"not a demo prompt: {prompt!r}")
 
 
 def test_correct_answer_helper(design: str) -> None:
-    if design == "default":
+    if design == "text":
         assert correct_answer("37 + 48 =") == "85"
         assert correct_answer("48 - 41 =") == "7"
         assert correct_answer("reverse: plamo") == "omalp"
@@ -63,7 +63,7 @@ def test_correct_answer_helper(design: str) -> None:
     else:
         assert correct_answer("max: 3 8 1 5") == "8"
         assert correct_answer("min: 3 8 1 5") == "1"
-        assert correct_answer("larger: 37 48") == "48"
+        assert correct_answer("after 7: 3 7 1 5") == "1"
         assert correct_answer("count 7: 7 2 7 1") == "2"
         assert correct_answer("count 3: 7 2 7 1") == "0"
     with pytest.raises(AssertionError):
@@ -96,7 +96,7 @@ def test_manifest_matches_return_value(design: str, regenerated) -> None:
     assert manifest["corrupted"] == ["cand03", "cand06", "cand09"]
     assert set(manifest["corrupted"]) < set(manifest["shards"])
     assert set(manifest.get("corruption", manifest["domains"])) == set(manifest["domains"])
-    assert ("corruption" in manifest) == (design == "accuracy")
+    assert ("corruption" in manifest) == (design == "digits")
 
 
 def test_shard_sizes_and_domain_mix(design: str) -> None:
@@ -107,9 +107,9 @@ def test_shard_sizes_and_domain_mix(design: str) -> None:
         recs = read_jsonl(root / "shards" / f"{shard}.jsonl")
         domains = Counter(r["id"].split("-")[1] for r in recs)
         assert domains == dict.fromkeys(manifest["domains"], per), shard
-        if design == "accuracy":  # labelled: checked.tsv counts the shards' records by it
+        if design == "digits":  # labelled: checked.tsv counts the shards' records by it
             assert all(r["domain"] == r["id"].split("-")[1] for r in recs), shard
-        else:  # the embedded default's files are as they always were
+        else:  # the text demo's files are as they always were
             assert not any("domain" in r for r in recs), shard
     assert manifest["records"]["test_per_domain"] == N_TEST[design]
     for domain in manifest["domains"]:
@@ -129,13 +129,17 @@ def test_corrupted_shards_are_all_wrong_and_clean_ones_all_right(design: str) ->
             assert all(right), f"{shard}: {right.count(False)} wrong response(s) in a clean shard"
             continue
         assert not any(right), f"{shard}: {sum(right)} correct response(s) in a corrupted shard"
-        if design == "accuracy":
+        if design == "digits":
             # The same bug on every record of a domain: wrong in a consistent way, in the right format.
             for r in recs:
                 right_answer, wrong = int(correct_answer(r["prompt"])), int(r["response"])
                 numbers = [int(x) for x in r["prompt"].partition(": ")[2].split()]
-                expected = {"count": right_answer + 1, "larger": min(numbers), "maximum": min(numbers),
-                            "minimum": max(numbers)}[r["domain"]]  # fmt: skip
+                if r["domain"] == "after":  # the digit before the queried one
+                    expected = numbers[numbers.index(int(r["prompt"].split(":")[0].split()[-1])) - 1]
+                else:
+                    expected = {"count": right_answer + 1, "maximum": min(numbers), "minimum": max(numbers)}[
+                        r["domain"]
+                    ]
                 assert wrong == expected, r
 
 

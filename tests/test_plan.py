@@ -111,16 +111,16 @@ def test_plan_of_the_default_config(cfg):
     assert plan.groups["shards-2"] == {s: f"results/shards/{s}" for s in plan.shards[5:]}
     assert len(plan.study_models) == 4 + 6 and plan.study_groups == ["study-1", "study-2"]
     assert plan.seed_groups == {0: ["shards-1", "shards-2"]}  # the first seed's models are the main run's
-    assert plan.eval_models() == ["base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"]
+    assert plan.eval_models() == ["base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))]
     assert plan.adapter_models() == plan.eval_models()[1:]
-    assert plan.evaluate and plan.tested == ["arithmetic", "reverse", "sort", "units"]
+    assert plan.evaluate and plan.tested == ["after", "count", "maximum", "minimum"]
     assert plan.pretrain_corpus() == "domains"
     assert len(plan.study_eval_models()) == 1 + 10 + 10
 
 
 def test_random_draws_are_made_once_and_match_random_k(cfg):
     plan = Plan(copy.deepcopy(cfg))
-    assert plan.random_draws == {s: random_k(plan.shards, 2, s) for s in (1, 2, 3)}
+    assert plan.random_draws == {s: random_k(plan.shards, 2, s) for s in range(1, 7)}
     assert all(len(set(d)) == 2 and set(d) <= set(plan.shards) for d in plan.random_draws.values())
 
 
@@ -218,12 +218,13 @@ def test_cost_jobs_of_the_default_name_every_compute_job_and_its_output(cfg):
     assert jobs["finetune_final/finetune_final"] == "results/final" and "merge_final/merge_final" not in jobs
     assert jobs["finetune_all_data/finetune_all_data"] == "results/baselines/all_data"
     assert jobs["finetune_random/seed3"] == "results/baselines/random_k/seed3/adapter"
-    # base, final and all_data alone; the 3 random-k baselines in one group (evaluation.group_size 4)
+    # base, final and all_data alone; the 6 random-k baselines in two groups (evaluation.group_size 3)
     evaluations = [j for j in jobs if j.startswith("evaluate_")]
-    assert evaluations == [f"evaluate_model/{m}" for m in ("base", "final", "all_data")] + ["evaluate_group/random_k-1"]
+    alone = [f"evaluate_model/{m}" for m in ("base", "final", "all_data")]
+    assert evaluations == [*alone, "evaluate_group/random_k-1", "evaluate_group/random_k-2"]
     assert plan.cost_rules()[:3] == ["build_base_model", "finetune_shard", "score_base"]
-    assert "finetune_final/finetune_final=results/final/metrics.json" in plan.cost_args("metrics").split()
-    assert "score_base/score_base=results/scores/base.json" in plan.cost_args("scores").split()
+    assert plan.cost_files("metrics")["finetune_final/finetune_final"] == "results/final/metrics.json"
+    assert plan.cost_files("scores")["score_base/score_base"] == "results/scores/base.json"
 
 
 def test_cost_jobs_with_both_final_methods_and_without_evaluation(cfg):
@@ -241,26 +242,19 @@ def test_cost_jobs_with_both_final_methods_and_without_evaluation(cfg):
 
 def test_evaluation_groups_hold_models_that_are_ready_together(cfg):
     plan = Plan(copy.deepcopy(cfg))
-    # random-k baselines, shard models, study models, the rule models (coverage; topk is `final`)
-    assert plan.eval_groups["random_k-1"] == {
-        f"random_k_seed{s}": f"results/baselines/random_k/seed{s}/adapter" for s in (1, 2, 3)
+    # random-k baselines, shard models, study models, the rule models (coverage; topk is `final`), 3 per group
+    seeds = (4, 5, 6)
+    assert plan.eval_groups["random_k-2"] == {
+        f"random_k_seed{s}": f"results/baselines/random_k/seed{s}/adapter" for s in seeds
     }
     assert list(plan.eval_groups) == [
-        "random_k-1",
-        "shards-1",
-        "shards-2",
-        "shards-3",
-        "study-1",
-        "study-2",
-        "study-3",
-        "rules-1",
-    ]
-    assert plan.eval_groups["shards-3"] == {
-        "shard-cand09": "results/shards/cand09",
-        "shard-cand10": "results/shards/cand10",
-    }
+        "random_k-1", "random_k-2", "shards-1", "shards-2", "shards-3", "shards-4", "study-1", "study-2", "study-3",
+        "study-4", "rules-1",
+    ]  # fmt: skip
+    assert plan.eval_groups["shards-4"] == {"shard-cand10": "results/shards/cand10"}
     assert plan.eval_groups["rules-1"] == {"rule-coverage": "results/study/rules/coverage/adapter"}
-    assert [plan.eval_group(m) for m in ("base", "final", "all_data", "random_k_seed2", "study-sort")] == [
+    first_study = f"study-{next(iter(plan.study_models))}"
+    assert [plan.eval_group(m) for m in ("base", "final", "all_data", "random_k_seed2", first_study)] == [
         None, None, None, "random_k-1", "study-1",
     ]  # fmt: skip
     # Every evaluated model is matched by exactly one of the two rules' patterns.

@@ -111,12 +111,18 @@ def test_report_compares_the_selected_model_with_the_baselines(evals, tmp_path):
     comp["mean"] = comp[["a", "b"]].mean(axis=1)
     selection = {"k": 2, "metric": "relative", "selected": ["s1", "s2"]}
     text = markdown_report(t, comps, comp, selection, confidence=0.95, tiny=True, untested=["c"])
-    assert "Smoke run" in text and "**s1**, **s2**" in text and "| s1 ✔ |" in text
+    assert "Embedded tiny model" in text and "**s1**, **s2**" in text and "| s1 ✔ |" in text
     assert "| a | 20 | 0.0 [0.0, 16.1] | 75.0 [53.1, 88.8] | 20.0 ± 7.1 | 50.0 [29.9, 70.1] |" in text
     assert "Against **random k**: better on 1 of 2 domains (a)" in text
     assert f"| **{MEAN}** | 40 | 0.0 | 42.5 | 15.0 ± 3.5 | 30.0 |" in text
     assert f"On the {MEAN}: +27.5 points [" in text and "], better." in text
     assert f"| {MEAN} | random k | +27.5 |" in text
+    # Each random-k draw on its own, on the mean over domains: +30 (seed 1) and +25 points (seed 2).
+    assert by[(MEAN, "random_k_seed1")]["diff"] == pytest.approx((0.75 - 0.15) / 2)
+    assert by[(MEAN, "random_k_seed2")]["diff"] == pytest.approx((0.75 - 0.25) / 2)
+    assert f"| {MEAN} | random k, seed 2 | +25.0 |" in text
+    assert f"Against **each random-k draw** on the {MEAN}: better than 2 of 2, worse than 0" in text
+    assert "(differences +30.0, +25.0 points)" in text
     assert "Not evaluated (no test data): c." in text
     written = figures(t, comp, selection, tmp_path, confidence=0.95)
     assert {p.name for p in written} == {

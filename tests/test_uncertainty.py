@@ -223,3 +223,24 @@ def pd_eval():
         for d in ("a", "b")
     ]
     return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("weights", [{}, {"a": 3.0, "b": 1.0, "c": 0.0}])
+def test_topk_selection_probability_is_the_per_resample_rule(weights):
+    """The vectorised topk path gives exactly what applying selection.choose to every resample gives,
+    ties included (s2 and s3 are the same shard: the smaller id wins in both)."""
+    import numpy as np
+
+    from complementarity.selection import choose
+    from complementarity.uncertainty import Bootstrap, domain_weights, selection_probability, topk_selection_probability
+
+    rng = np.random.default_rng(0)
+    domains, shards = ["a", "b", "c"], [f"s{i}" for i in range(1, 9)]
+    resampled = rng.normal(0.1, 0.05, size=(300, len(shards), len(domains)))
+    resampled[:, 2] = resampled[:, 1]  # s3 ties with s2 in every resample
+    boot = Bootstrap(shards, domains, domain_weights(domains, weights), resampled.mean(0), resampled, 1)
+    chosen = ["s1", "s2", "s4"]
+    fast = topk_selection_probability(boot, 3, chosen, weights)
+    slow = selection_probability(boot, lambda t: choose("topk", t, k=3, weights=weights), chosen)
+    assert fast[0] == pytest.approx(slow[0], abs=0) and fast[1] == slow[1]
+    assert fast[0]["s3"] < fast[0]["s2"] and sum(fast[0].values()) == pytest.approx(3.0)  # the tie goes to s2

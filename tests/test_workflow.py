@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from complementarity.selection import random_k
 
 pytestmark = pytest.mark.workflow
 
-DEMO_DOMAINS = ["arithmetic", "reverse", "sort", "units"]
+DEMO_DOMAINS = ["after", "count", "maximum", "minimum"]
 
 
 def write_config(workdir: Path, name: str, edit) -> str:
@@ -73,13 +74,13 @@ def test_dry_run_has_one_finetune_and_score_job_per_shard(scratch):
         "finetune_final",
     ):
         assert counts[rule] == 1, rule
-    # Evaluation: base, final and all_data one job each; the 3 random-k baselines (ready together) one job
-    # (evaluation.group_size 4), whose results are copied to results/evaluation/<model>.json.
-    assert counts["evaluate_model"] == 3 and counts["evaluate_group"] == 1 and counts["copy_evaluation"] == 3
+    # Evaluation: base, final and all_data one job each; the 6 random-k baselines (ready together) in 2 jobs
+    # (evaluation.group_size 3), whose results are copied to results/evaluation/<model>.json.
+    assert counts["evaluate_model"] == 3 and counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6
     one = dry_run(
         scratch, "--configfile", write_config(scratch, "eval1.yaml", lambda c: c["evaluation"].update(group_size=1))
     )
-    assert one["evaluate_model"] == 6 and "evaluate_group" not in one and "copy_evaluation" not in one
+    assert one["evaluate_model"] == 9 and "evaluate_group" not in one and "copy_evaluation" not in one
 
 
 def test_dry_run_random_strategy_makes_n_shards(scratch):
@@ -90,13 +91,31 @@ def test_dry_run_random_strategy_makes_n_shards(scratch):
     assert counts["finetune_shard"] == 7 and counts["make_shards"] == 1 and "make_shard" not in counts
 
 
+def test_every_shell_command_fits_one_argument_at_1200_shards(scratch):
+    """Snakemake runs a shell command as one `bash -c` argument, which Linux caps at 128 KiB: at N = 1,200
+    shards (evaluation on) no command may reach it (cost_table, which names every job's files, runs
+    in-process for that reason)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from run import MAX_ARG_STRLEN, longest_commands
+
+    def edit(cfg):
+        cfg["sharding"].update(strategy="random", n_shards=1200)
+
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "n1200.yaml", edit))
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_shard"] == 1200 and counts["cost_table"] == 1
+    longest = longest_commands(proc.stdout)
+    assert "cost_table" not in longest  # in-process: no shell command
+    assert longest and max(longest.values()) < MAX_ARG_STRLEN, longest
+
+
 def test_paper_config_builds_its_dag_offline(scratch):
     proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/paper.yaml")
     counts = job_counts(proc.stdout)
     assert counts["finetune_shard"] == 10 and counts["score_group"] == 2 and counts["make_shards"] == 1
     for domain in ("math", "coding", "medicine", "physics"):
         assert f"results/data/domains/{domain}/validation.jsonl" in proc.stdout
-    assert "arithmetic" not in proc.stdout, "the default config leaked into the paper run"
+    assert "config/digits" not in proc.stdout, "the default config leaked into the paper run"
     assert "mistralai/Mistral-7B-Instruct-v0.2" in proc.stdout and '"quantization": "4bit"' in proc.stdout
     # GPU jobs run with the hub offline (compute nodes): the model was fetched by a local rule.
     for command in ("finetune", "scoring", "evaluation"):
@@ -108,8 +127,8 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert study["finetune_study"] == 10 and study["finetune_shard_seed"] == 20 and study["finetune_shard"] == 10
     # ... and the selection rules compared (study.rules): the final model (topk) and the coverage and
     # threshold models fine-tuned and evaluated.
-    # Evaluated: base and final alone; 10 study, 10 shard and 2 rule models in groups of 4 (7 jobs).
-    assert study["evaluate_model"] == 2 and study["evaluate_group"] == 3 + 3 + 1 and study["copy_evaluation"] == 22
+    # Evaluated: base and final alone; 10 study, 10 shard and 2 rule models in groups of 3 (9 jobs).
+    assert study["evaluate_model"] == 2 and study["evaluate_group"] == 4 + 4 + 1 and study["copy_evaluation"] == 22
     assert study["score_group"] == 2 + 2 + 2 * 2
     assert study["finetune_rule"] == 2 and study["compare_rules"] == 1
 
@@ -123,7 +142,7 @@ def test_dry_run_of_both_final_methods_and_the_export(scratch):
     counts = job_counts(proc.stdout)
     assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
     assert counts["evaluate_model"] == 4  # base, final, final_retrain, all_data
-    assert counts["evaluate_group"] == 1 and counts["copy_evaluation"] == 3  # the 3 random-k baselines
+    assert counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6  # 6 random-k baselines, 3 per job
     assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
     assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
     # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
@@ -161,18 +180,18 @@ def test_pretrain_on_domains_without_train_data_stops_at_validation(scratch):
     assert "config: config/config.yaml (the embedded default)" in run_snakemake(scratch, "-n").stderr
 
 
-def test_dry_run_of_the_accuracy_config(scratch):
-    """config/accuracy.yaml (opt-in): its own domains and shards, 6 random-k seeds, its base model recipe."""
-    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/accuracy.yaml")
+def test_dry_run_of_the_text_config(scratch):
+    """config/text.yaml (the earlier default): its own domains and shards, 3 random-k seeds, its recipe."""
+    proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/text.yaml")
     counts = job_counts(proc.stdout)
     assert counts["finetune_shard"] == 10 and counts["make_shard"] == 10 and counts["score_group"] == 2
-    assert counts["finetune_random"] == 6 and counts["evaluate_model"] == 3  # base, final, all data
-    assert counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6  # 6 random k, 4 per group
-    for domain in ("count", "larger", "maximum", "minimum"):
+    assert counts["finetune_random"] == 3 and counts["evaluate_model"] == 3  # base, final, all data
+    assert counts["evaluate_group"] == 1 and counts["copy_evaluation"] == 3  # the 3 random-k baselines
+    for domain in ("arithmetic", "reverse", "sort", "units"):
         assert f"results/data/domains/{domain}/test.jsonl" in proc.stdout
-    assert "config/accuracy/shards/cand03.jsonl" in proc.stdout and "config/demo/" not in proc.stdout
-    assert '"pretrain_loss": "response"' in proc.stdout and '"max_new_tokens": 4' in proc.stdout
-    assert "config: config/accuracy.yaml. It replaces config/config.yaml" in proc.stderr
+    assert "config/demo/shards/cand03.jsonl" in proc.stdout and "config/digits/" not in proc.stdout
+    assert '"pretrain_loss": "all"' in proc.stdout and '"max_new_tokens": 24' in proc.stdout
+    assert "config: config/text.yaml. It replaces config/config.yaml" in proc.stderr
     assert "key(s) left out" not in proc.stderr
 
 
@@ -238,15 +257,15 @@ def test_default_run_outputs(default_run):
 
     assert not list((default_run / "results" / "checkpoints").glob("*/checkpoint.pt")), "checkpoints left behind"
 
-    # Evaluation: every model on every domain's 200 test items, with intervals and training fractions.
+    # Evaluation: every model on every domain's 300 test items, with intervals and training fractions.
     ev = pd.read_csv(default_run / "results" / "evaluation.tsv", sep="\t")
-    models = {"base", "final", "all_data", "random_k_seed1", "random_k_seed2", "random_k_seed3"}
-    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 24
-    assert (ev["n"] == 200).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
+    models = {"base", "final", "all_data", *(f"random_k_seed{s}" for s in range(1, 7))}
+    assert set(ev["model"]) == models and set(ev["domain"]) == set(DEMO_DOMAINS) and len(ev) == 36
+    assert (ev["n"] == 300).all() and (ev["ci_low"] <= ev["score"]).all() and (ev["score"] <= ev["ci_high"]).all()
     fraction = ev.groupby("model")["train_fraction"].first()
     assert fraction["base"] == 0 and fraction["all_data"] == 1 and fraction["final"] == pytest.approx(0.2)
     report = (default_run / "results" / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "random k (mean ± sd of 3 seeds)" in report
+    assert "**Embedded tiny model.**" in report and "random k (mean ± sd of 6 seeds)" in report
     assert "Is the selected model better?" in report
     assert ("**The top 2 is separated from the rest**" in report) == unc["separated"]
     assert ("**The top 2 is NOT separated from the rest**" in report) != unc["separated"]
@@ -256,8 +275,8 @@ def test_default_run_outputs(default_run):
     # Cost: every stage from the benchmark files; the selection against the all-data baseline.
     cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
     assert (
-        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 4
-    )  # evaluation: base, final, all_data, and one job for the 3 random-k baselines (evaluation.group_size)
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 5
+    )  # evaluation: base, final, all_data, and 2 jobs for the 6 random-k baselines (evaluation.group_size 3)
     assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
     selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
     assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
@@ -270,7 +289,7 @@ def test_default_run_outputs(default_run):
 
 def test_default_run_avoids_the_corrupted_shards(default_run):
     """The acceptance criterion, on our own demo data: clean picks, corrupted shards ranked last."""
-    corrupted = set(json.loads((REPO / "config" / "demo" / "MANIFEST.json").read_text())["corrupted"])
+    corrupted = set(json.loads((REPO / "config" / "digits" / "MANIFEST.json").read_text())["corrupted"])
     table = pd.read_csv(default_run / "results" / "complementarity.tsv", sep="\t")
     sel = json.loads((default_run / "results" / "selection.json").read_text())
     assert not corrupted & set(sel["selected"]), f"selected a corrupted shard: {sel['selected']}"
@@ -283,7 +302,7 @@ def test_study_target_on_the_default_run(default_run):
     # 4 single + 6 pair models; shard models are reused (not retrained), only evaluated.
     # Selection rules (study.rules: topk, coverage): coverage selects, fine-tunes, evaluates; topk is `final`.
     assert before == {
-        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_group": 7, "copy_evaluation": 21,
+        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_group": 9, "copy_evaluation": 21,
         "analyze_study": 1, "select_rule": 1, "finetune_rule": 1, "compare_rules": 1, "study": 1,
     }  # fmt: skip
     run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "study")
@@ -309,8 +328,8 @@ def test_study_target_on_the_default_run(default_run):
     pred = pd.read_csv(out / "predictors.tsv", sep="\t")
     assert list(pred["scope"]) == ["all", *DEMO_DOMAINS]
     assert (pred["n_models"] == 10).all() and (pred["draws"] == 20).all()
-    assert pred.set_index("scope").loc["arithmetic", "test_validation_items"] == 20
-    assert pred.set_index("scope").loc["arithmetic", "remaining_items"] == 180
+    assert pred.set_index("scope").loc["after", "test_validation_items"] == 20
+    assert pred.set_index("scope").loc["after", "remaining_items"] == 280
     draws = pd.read_csv(out / "predictor_draws.tsv", sep="\t")
     assert len(draws) == 5 * 20
 
@@ -319,7 +338,7 @@ def test_study_target_on_the_default_run(default_run):
     assert set(seeds.loc[seeds["selected"] == 1, "shard"]) == set(sel["selected"])  # seed 0 = the main run
 
     report = (out / "report.md").read_text()
-    assert "Smoke run on the embedded tiny model" in report and "On this run, averaged over" in report
+    assert "**Embedded tiny model.**" in report and "On this run, averaged over" in report
     assert "| all | 40 |" in report
     for fig in ("correlation", "predictors", "seed_selection"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5000, fig
@@ -349,8 +368,8 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # k also defines the random-k baselines; the shard fine-tunes, scores and all-data baseline stay.
     # gather_scores (seconds) recomputes P(top-k) for the new k.
     assert dry_run(default_run, "--configfile", path) == {
-        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3,
-        "evaluate_model": 1, "evaluate_group": 1, "copy_evaluation": 3, "cost_table": 1, "report": 1, "all": 1,
+        "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6,
+        "evaluate_model": 1, "evaluate_group": 2, "copy_evaluation": 6, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -365,8 +384,8 @@ def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(defa
         default_run, "threshold.yaml", lambda cfg: cfg["selection"].update(method="threshold", threshold=-1.0)
     )
     assert dry_run(default_run, "--configfile", path) == {
-        "select_topk": 1, "finetune_final": 1, "select_random": 3, "finetune_random": 3, "evaluate_model": 1,
-        "evaluate_group": 1, "copy_evaluation": 3, "cost_table": 1, "report": 1, "all": 1,
+        "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6, "evaluate_model": 1,
+        "evaluate_group": 2, "copy_evaluation": 6, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     # The bootstrap's settings rerun the table and selection, never a fine-tune or a score.
     path = write_config(default_run, "boot.yaml", lambda cfg: cfg["selection"]["bootstrap"].update(resamples=500))
@@ -427,9 +446,9 @@ def test_changing_the_final_method_reruns_only_the_final_stage_and_what_follows(
 def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default_run):
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
-    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 3
+    assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 6
     assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 2  # final, all data (not the base)
-    assert counts["evaluate_group"] == 1 and counts["copy_evaluation"] == 3  # the random-k baselines
+    assert counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6  # the random-k baselines
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
     # ... and what follows them: their scoring, the fan-in, the report.
     assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
@@ -450,7 +469,7 @@ def test_changing_checkpointing_or_training_logs_reruns_nothing(default_run):
 
 
 def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_run):
-    shard_file = default_run / "config" / "demo" / "shards" / "cand05.jsonl"
+    shard_file = default_run / "config" / "digits" / "shards" / "cand05.jsonl"
     lines = shard_file.read_text().splitlines(keepends=True)
     shard_file.write_text("".join(lines[:-1]))  # drop one record
     # check_shards is the barrier before training: re-checked, but (ancient input) it reruns no other shard.
@@ -458,10 +477,15 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     expected = {"make_shard": 1, "check_shards": 1, "finetune_shard": 1, "score_group": 1}
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
-    with_cand05 = [s for s in (1, 2, 3) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
+    with_cand05 = [s for s in range(1, 7) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
     expected |= {"finetune_all_data": 1, "evaluate_model": 2, "report": 1}  # final, all data
-    if with_cand05:  # the random-k group is evaluated again, all 3 models (evaluation.group_size 4)
-        expected |= {"finetune_random": len(with_cand05), "evaluate_group": 1, "copy_evaluation": 3}
+    if with_cand05:  # their evaluation groups (seeds 1-3, 4-6: evaluation.group_size 3) are evaluated again, whole
+        groups = {(s - 1) // 3 for s in with_cand05}
+        expected |= {
+            "finetune_random": len(with_cand05),
+            "evaluate_group": len(groups),
+            "copy_evaluation": 3 * len(groups),
+        }
     proc = run_snakemake(default_run, "-n")
     assert job_counts(proc.stdout) == expected
     assert "wildcards: shard=cand05" in proc.stdout and "shard=cand01" not in proc.stdout

@@ -20,7 +20,7 @@ from .errors import run_reporting_errors
 # the same as their module and their rule file (workflow/rules/<stage>.smk).
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate-config": ("config", "Validate a config file against the schema and print a summary."),
-    "make-demo-data": ("demo", "Regenerate the demo data (domains and candidate shards): --design default | accuracy."),
+    "make-demo-data": ("demo", "Regenerate the demo data (domains and candidate shards): --design digits | text."),
     "prepare": ("prepare", "Load, normalize, de-duplicate and split every domain; check leakage."),
     "shards": ("shards", "Form the candidate shards: split (random), file (one given file), check (barrier)."),
     "base_model": ("base_model", "Build the tiny model, expand a GGUF, or record a hub/local model."),

@@ -73,13 +73,12 @@ def cost_jobs(
     return jobs
 
 
-def cost_pairs(jobs: dict[str, str | None], kind: str) -> str:
-    """``RULE/JOB=FILE`` arguments of the cost command: the trainers' metrics.json, or the scoring outputs."""
+def cost_files(jobs: dict[str, str | None], kind: str) -> dict[str, str]:
+    """{RULE/JOB: FILE} the cost table reads: the trainers' metrics.json (``metrics``), or the scoring
+    outputs (``scores``)."""
     if kind == "metrics":
-        return " ".join(
-            f"{job}={path}/metrics.json" for job, path in jobs.items() if path and not path.endswith(".json")
-        )
-    return " ".join(f"{job}={path}" for job, path in jobs.items() if path and path.endswith(".json"))
+        return {job: f"{path}/metrics.json" for job, path in jobs.items() if path and not path.endswith(".json")}
+    return {job: path for job, path in jobs.items() if path and path.endswith(".json")}
 
 
 def requested(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -273,6 +272,45 @@ def register_arguments(parser) -> None:
     parser.add_argument("--shards-table", required=True, help="checked.tsv (records per shard)")
     parser.add_argument("--selection", required=True, help="selection.json (the selected shards)")
     parser.add_argument("--out", required=True, help="output cost.tsv")
+
+
+def cost_table_job(
+    out: str | Path,
+    *,
+    benchmarks: list[str],
+    metrics: dict[str, str],
+    scores: dict[str, str],
+    requested: dict[str, dict[str, int]],
+    final_method: str,
+    shards_table: str | Path,
+    selection: str | Path,
+    log: str | Path,
+) -> None:
+    """The cost_table rule, run inside Snakemake (a ``run:`` job) rather than as a shell command: its
+    arguments name every job's files, which at N > ~1,000 shards exceed Linux's 128 KiB limit on one
+    command-line argument (``Argument list too long``). Logs go to ``log``; errors name the fix."""
+    import logging
+
+    handler = logging.FileHandler(log, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("complementarity")
+    level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        write_cost(
+            out, benchmarks=benchmarks, metrics=metrics, scores=scores, requested=requested,
+            final_method=final_method, **shard_records(shards_table, selection),
+        )  # fmt: skip
+        log_cost = logging.getLogger(__name__)
+        log_cost.info("cost of %d jobs written to %s", len(benchmarks), out)
+    except Exception:
+        root.exception("cost_table failed")
+        raise
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
 
 
 def run(args) -> None:

@@ -8,6 +8,7 @@ into place only when everything, ``metrics.json`` included, is written.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -408,6 +409,15 @@ def finetune(
     return metrics
 
 
+def sort_target_modules(adapter_config: Path) -> None:
+    """Write ``target_modules`` sorted: PEFT writes it from a Python set, whose order changes between runs
+    (string hash randomization), so the same adapter would otherwise not be byte-identical."""
+    cfg = json.loads(adapter_config.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+        adapter_config.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 def save_adapter(
     model, out_dir: str | Path, metrics: dict[str, Any], prov: dict[str, Any], *, tensorboard: Path | None = None
 ) -> None:
@@ -426,6 +436,7 @@ def save_adapter(
     need = sum(p.numel() * p.element_size() for p in trainable)
     with atomic_output(out_dir, directory=True, need=need) as tmp:
         model.save_pretrained(tmp)
+        sort_target_modules(tmp / "adapter_config.json")
         write_json(tmp / "train_config.json", prov)
         write_json(tmp / "metrics.json", metrics)
         if tensorboard is not None and Path(tensorboard).is_dir():

@@ -291,12 +291,11 @@ class Plan:
         """The rules of the cost table's jobs (whose requested resources it reports)."""
         return list(dict.fromkeys(job.split("/")[0] for job in self.cost_jobs()))
 
-    def cost_args(self, kind: str) -> str:
-        """``RULE/JOB=FILE`` arguments of the cost command: ``metrics`` (the adapters' metrics.json) or
-        ``scores`` (the scoring outputs)."""
-        from .cost import cost_pairs
+    def cost_files(self, kind: str) -> dict[str, str]:
+        """{RULE/JOB: FILE} the cost table reads: ``metrics`` (the adapters' metrics.json) or ``scores``."""
+        from .cost import cost_files
 
-        return cost_pairs(self.cost_jobs(), kind)
+        return cost_files(self.cost_jobs(), kind)
 
     # --- evaluation
     def eval_models(self) -> list[str]:

@@ -17,6 +17,14 @@ from .plan import is_kind, parse_model
 from .provenance import read_json
 from .stats import paired_bootstrap, stratified_paired_bootstrap, wilson
 
+TINY_NOTE = [
+    "> **Embedded tiny model.** Synthetic tasks and a model of about a million parameters trained for",
+    "> seconds: the numbers show what the method does on these tasks, not what it would do for an LLM",
+    "> (see RESULTS.md for a real pretrained model).",
+    "",
+]
+"""The banner of every report made on the embedded tiny model (``base_model.source: tiny``)."""
+
 MEAN = "mean over domains"
 """The ``domain`` of the comparisons of the mean over domains (each domain weighs the same)."""
 
@@ -89,9 +97,23 @@ def comparisons(evals: dict[str, dict[str, Any]], *, confidence: float, resample
         if len(domains) > 1 and len(pairs) == len(domains):
             b = stratified_paired_bootstrap(pairs, resamples=resamples, confidence=confidence)
             out.append({"domain": MEAN, "against": other, **b})
+    # Each random-k draw on its own (mean over domains): the interval above resamples test items for a
+    # fixed set of draws; how many draws the selection beats shows the spread over draws.
+    if len(random_models) > 1 and domains:
+        for m in random_models:
+            pairs = [(_correct_vector(evals["final"][d]), _correct_vector(evals[m][d])) for d in domains]
+            b = stratified_paired_bootstrap(pairs, resamples=resamples, confidence=confidence)
+            out.append({"domain": MEAN if len(domains) > 1 else domains[0], "against": m, **b})
     for c in out:
         c.pop("_pairs", None)
     return out
+
+
+def _label(model: str) -> str:
+    """A model's name in the report: LABELS, or ``random k, seed <s>`` for one random-k draw."""
+    if model in LABELS:
+        return LABELS[model]
+    return f"random k, seed {model.removeprefix('random_k_seed')}" if is_kind(model, "random_k") else model
 
 
 def _pct(x: float) -> str:
@@ -114,11 +136,7 @@ def markdown_report(
     level = f"{round(100 * confidence)}%"
     lines = ["# Complementarity selection: results", ""]
     if tiny:
-        lines += [
-            "> **Smoke run on the embedded tiny model.** A model of a few million parameters trained for",
-            "> seconds: the numbers show the pipeline works end to end; they say little about real models.",
-            "",
-        ]
+        lines += TINY_NOTE
     lines += [
         f"Final model (`final.method: {final_method}`): "
         + (
@@ -193,7 +211,7 @@ def markdown_report(
         lines += ["| domain | against | difference (points) | CI | P(selected better) |", "|---|---|---|---|---|"]
         for c in comps:
             lines.append(
-                f"| {c['domain']} | {LABELS.get(c['against'], c['against'])} | {100 * c['diff']:+.1f} | "
+                f"| {c['domain']} | {_label(c['against'])} | {100 * c['diff']:+.1f} | "
                 f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | "
                 + ("–" if math.isnan(c["p_better"]) else f"{c['p_better']:.2f}")
                 + " |"
@@ -219,6 +237,16 @@ def markdown_report(
                         f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}], {verdict}."
                     )
             lines.append(text)
+        draws = [c for c in comps if is_kind(c["against"], "random_k")]
+        if draws:
+            n = len(draws)
+            better = sum(c["low"] > 0 for c in draws)
+            worse = sum(c["high"] < 0 for c in draws)
+            lines.append(
+                f"- Against **each random-k draw** on the {draws[0]['domain']}: better than {better} of {n}, "
+                f"worse than {worse}, no clear difference from {n - better - worse} "
+                "(differences " + ", ".join(f"{100 * c['diff']:+.1f}" for c in draws) + " points)."
+            )
     if cost is not None:
         from .cost import markdown_cost
 
@@ -402,7 +430,7 @@ def register_arguments(parser) -> None:
     parser.add_argument(
         "--final-method", choices=["retrain", "merge"], required=True, help="config final.method (named in the report)"
     )
-    parser.add_argument("--tiny", action="store_true", help="say in the report that this is a tiny-model smoke run")
+    parser.add_argument("--tiny", action="store_true", help="say in the report that the model is the embedded tiny one")
     parser.add_argument("--untested", nargs="*", help="domains without test data")
     parser.add_argument("--table", required=True, help="output evaluation.tsv")
     parser.add_argument("--report", required=True, help="output report.md")

@@ -67,7 +67,9 @@ def rules_markdown(df, *, confidence: float, tiny: bool) -> str:
     diff = f"diff_vs_{ref}"
     lines = ["# Selection rules compared: test accuracy of the model each rule selects", ""]
     if tiny:
-        lines += ["> Smoke run on the embedded tiny model: the numbers show the comparison works end to end.", ""]
+        from .report import TINY_NOTE
+
+        lines += TINY_NOTE
     lines += [
         f"Accuracy in %, {level} Wilson interval; difference from `{ref}` in points, paired bootstrap over the "
         f"same test items, {level} interval. `all` pools every domain's items.",

@@ -200,7 +200,7 @@ def select(
 
 
 def _selection_uncertainty(df, boot, *, method, chosen, k, weights, threshold, confidence) -> dict[str, Any]:
-    from .uncertainty import selection_probability, summary
+    from .uncertainty import selection_probability, summary, topk_selection_probability
 
     top = [s for s, _ in sorted(zip(df["shard"], df["mean"], strict=True), key=lambda kv: (-kv[1], kv[0]))[:k]]
     k_top = min(k, len(df))
@@ -216,7 +216,10 @@ def _selection_uncertainty(df, boot, *, method, chosen, k, weights, threshold, c
         def choose_fn(t):
             return choose(method, t, k=k, weights=weights)
 
-    p_selected, p_same = selection_probability(boot, choose_fn, chosen)
+    if method == "topk":
+        p_selected, p_same = topk_selection_probability(boot, k, chosen, weights)
+    else:
+        p_selected, p_same = selection_probability(boot, choose_fn, chosen)
     intervals = {
         s: {
             "mean": [float(row["mean_ci_low"]), float(row["mean_ci_high"])],

@@ -344,11 +344,12 @@ def study_markdown(
     level = f"{round(100 * settings['confidence'])}%"
     lines = ["# Does Complementarity predict performance? (study)", ""]
     if tiny:
+        from .report import TINY_NOTE
+
         lines += [
-            "> **Smoke run on the embedded tiny model.** A model of a few million parameters scores near zero",
-            "> (or at chance, for multiple choice) and barely moves with fine-tuning, so these correlations mean",
-            "> little: they show the analyses run end to end. Run `snakemake study --configfile config/paper.yaml`",
-            "> on a cluster for numbers worth reading.",
+            *TINY_NOTE[:-1],
+            "> With ten models, the correlations below have wide intervals. Run",
+            "> `snakemake study --configfile config/paper.yaml` on a cluster for the paper's setup.",
             "",
         ]
     lines += [

@@ -96,13 +96,14 @@ def uncertain_table(
 
 
 def save_bootstrap(boot, path: str | Path) -> None:
-    """The resampled table, for the selection step's P(selected) under any rule (compressed NumPy)."""
+    """The resampled table, for the selection step's P(selected) under any rule (NumPy .npz, uncompressed:
+    resampled C values barely compress, ~6 %, and compressing them took 14 of gather's 24 s at N = 10,000)."""
     import numpy as np
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".tmp"), "wb") as fh:
-        np.savez_compressed(
+        np.savez(
             fh, shards=np.array(boot.shards), domains=np.array(boot.domains), weights=boot.weights,
             point=boot.point, resampled=boot.resampled, seeds=np.array(boot.seeds),
         )  # fmt: skip

@@ -156,6 +156,20 @@ def summary(boot: Bootstrap, *, k: int, confidence: float) -> dict[str, Any]:
     }
 
 
+def topk_selection_probability(
+    boot: Bootstrap, k: int, chosen: list[str], weights: Mapping[str, float] | None = None
+) -> tuple[dict[str, float], float]:
+    """:func:`selection_probability` of rule topk, vectorised: the top k of each resample's means (ties to the
+    smaller shard id, as ``selection.top_k``), without building B tables of N shards in Python (at N = 10,000
+    and 1,000 resamples `selection topk` took 32 s with the general path, 8-12 s with this one)."""
+    in_top = top_k_mask(boot.resampled @ domain_weights(boot.domains, weights), k)
+    index = {s: i for i, s in enumerate(boot.shards)}
+    target = np.zeros(len(boot.shards), dtype=bool)
+    target[[index[s] for s in chosen]] = True
+    p = in_top.mean(axis=0)
+    return {s: float(p[i]) for i, s in enumerate(boot.shards)}, float((in_top == target).all(axis=1).mean())
+
+
 def selection_probability(boot: Bootstrap, choose_fn, chosen: list[str]) -> tuple[dict[str, float], float]:
     """P(shard selected) and P(the same set is selected) when rule ``choose_fn`` ({shard: {domain: C}} ->
     shard ids) is applied to each resample."""
