@@ -180,6 +180,46 @@ def test_adapters_with_the_same_config_are_copied_in_and_others_loaded_the_peft_
     assert all(math.isclose(together["a"][d]["nll"], together["a2"][d]["nll"], rel_tol=1e-6) for d in DOMAINS)
 
 
+# Packages an ML job must not load (quantization none): what peft, transformers or torch would pull in
+# when installed, and the light stages' plotting and tables. torch and peft are there to show the job ran.
+NOT_IN_ML_JOBS = ("bitsandbytes", "scipy", "matplotlib", "pandas", "sklearn", "torchvision", "datasets", "tensorboard")
+MODULES_PROBE = """
+import json, sys
+from complementarity.cli import main
+rc = main(sys.argv[1:])
+import torch
+watch = {watch!r}
+print(json.dumps({{"rc": rc, "loaded": [m for m in watch if sys.modules.get(m) is not None],
+                  "torch_threads": torch.get_num_threads()}}))
+"""
+
+
+@pytest.mark.parametrize("job", ["finetune", "scoring"])
+def test_ml_jobs_load_neither_bitsandbytes_nor_unused_packages(
+    job, arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    """A fine-tune and an adapter-scoring job (quantization none), each in its own process through the CLI's
+    entry: the packages above stay out of sys.modules, and torch runs the OMP_NUM_THREADS threads it is given."""
+    import subprocess
+    import sys
+
+    from conftest import env_with_bin
+
+    if job == "finetune":
+        args = ["finetune", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), *finetune_flags({**FINETUNE, "max_steps": 2}),
+                "--train", str(demo_prepared / "sort" / "train.jsonl"), "--name", "s", "--out", str(tmp_path / "s")]  # fmt: skip
+    else:
+        args = ["scoring", "--batch-size", "16", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG), "--max-seq-len", "64",
+                "--validation", *_validation_args(demo_prepared), "--adapter", f"a={arithmetic_adapter}", "--out", str(tmp_path / "s.json")]  # fmt: skip
+    code = MODULES_PROBE.format(watch=["torch", "peft", *NOT_IN_ML_JOBS])
+    env = {**env_with_bin(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["rc"] == 0 and seen["loaded"] == ["torch", "peft"], seen
+    assert seen["torch_threads"] == 1
+
+
 def test_length_batches_bound_padding_and_batch_size():
     import random
 
@@ -330,6 +370,55 @@ def test_evaluate_cli_on_the_tiny_model(arithmetic_adapter, tiny_base, demo_prep
     for r in result["domains"].values():
         assert r["n"] == 30 and len(r["per_item"]) == 30 and r["correct"] == sum(i["correct"] for i in r["per_item"])
         assert all(i["n_tokens"] <= 8 for i in r["per_item"])
+
+
+def test_a_group_evaluation_gives_each_model_what_its_own_job_gives(
+    arithmetic_adapter, tiny_base, demo_prepared, tmp_path
+):
+    """evaluate_group's command (--models, --out-dir) evaluates models in turn in one process; the second
+    model's results equal those of its own job (the first model's merged adapter does not leak into it)."""
+    settings = {"test_limit": 20, "batch_size": 16, "max_new_tokens": 8, "num_fewshot": 0, "mc_format": "template", "sandbox_timeout": 5, "layout": "project"}  # fmt: skip
+    sort_adapter = tmp_path / "sort"
+    _finetune(tiny_base, [demo_prepared / "sort" / "train.jsonl"], sort_adapter, max_steps=5)
+    common = [
+        "evaluation", "--base", str(tiny_base), "--base-model", json.dumps(BASE_CFG),
+        "--test", *[f"{d}={demo_prepared / d / 'test.jsonl'}" for d in ("arithmetic", "sort")],
+        "--evaluators", json.dumps({"arithmetic": "exact_match", "sort": "exact_match"}), "--settings", json.dumps(settings),
+    ]  # fmt: skip
+    run_cli(
+        *common, "--models", f"arith={arithmetic_adapter}", f"sort={sort_adapter}", "--out-dir", str(tmp_path / "group")
+    )
+    run_cli(*common, "--adapter", str(sort_adapter), "--name", "sort", "--out", str(tmp_path / "sort.json"))
+    assert sorted(p.name for p in (tmp_path / "group").iterdir()) == ["arith.json", "sort.json"]
+
+    def scores(path: Path) -> dict:
+        result = json.loads(path.read_text())
+        return {d: {k: v for k, v in r.items() if k != "seconds"} for d, r in result["domains"].items()}
+
+    grouped, alone = (
+        json.loads((tmp_path / "group" / "sort.json").read_text()),
+        json.loads((tmp_path / "sort.json").read_text()),
+    )
+    assert grouped["model"] == alone["model"] == "sort" and grouped["provenance"]["adapter"] == str(sort_adapter)
+    assert scores(tmp_path / "group" / "sort.json") == scores(tmp_path / "sort.json")
+    # The adapters differ, so equal results above are not the base model's twice.
+    arith = scores(tmp_path / "group" / "arith.json")
+    assert [i["prediction"] for i in arith["arithmetic"]["per_item"]] != [
+        i["prediction"] for i in scores(tmp_path / "sort.json")["arithmetic"]["per_item"]
+    ]
+    # One model or several, not a mix of both.
+    proc = run_cli(
+        *common,
+        "--models",
+        f"arith={arithmetic_adapter}",
+        "--name",
+        "x",
+        "--out-dir",
+        str(tmp_path / "g2"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "ERROR: evaluation: give either --name and --out" in proc.stderr
+    assert not (tmp_path / "g2").exists()
 
 
 def test_check_shards_counts_records_by_their_domain_label(tmp_path):

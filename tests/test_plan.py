@@ -218,7 +218,10 @@ def test_cost_jobs_of_the_default_name_every_compute_job_and_its_output(cfg):
     assert jobs["finetune_final/finetune_final"] == "results/final" and "merge_final/merge_final" not in jobs
     assert jobs["finetune_all_data/finetune_all_data"] == "results/baselines/all_data"
     assert jobs["finetune_random/seed3"] == "results/baselines/random_k/seed3/adapter"
-    assert [j for j in jobs if j.startswith("evaluate_model/")] == [f"evaluate_model/{m}" for m in plan.eval_models()]
+    # base, final and all_data alone; the 6 random-k baselines in two groups (evaluation.group_size 3)
+    evaluations = [j for j in jobs if j.startswith("evaluate_")]
+    alone = [f"evaluate_model/{m}" for m in ("base", "final", "all_data")]
+    assert evaluations == [*alone, "evaluate_group/random_k-1", "evaluate_group/random_k-2"]
     assert plan.cost_rules()[:3] == ["build_base_model", "finetune_shard", "score_base"]
     assert plan.cost_files("metrics")["finetune_final/finetune_final"] == "results/final/metrics.json"
     assert plan.cost_files("scores")["score_base/score_base"] == "results/scores/base.json"
@@ -229,7 +232,41 @@ def test_cost_jobs_with_both_final_methods_and_without_evaluation(cfg):
     assert both.cost_jobs()["merge_final/merge_final"] == "results/final_merge"
     assert "evaluate_model/final_merge" in both.cost_jobs()
     off = plan_of(cfg, lambda c: c["evaluation"].update(enabled=False))
-    assert not [j for j in off.cost_jobs() if j.split("/")[0] in ("evaluate_model", "finetune_all_data")]
+    assert not [
+        j for j in off.cost_jobs() if j.split("/")[0] in ("evaluate_model", "evaluate_group", "finetune_all_data")
+    ]
+
+
+# --- evaluation groups ------------------------------------------------------------------------------
+
+
+def test_evaluation_groups_hold_models_that_are_ready_together(cfg):
+    plan = Plan(copy.deepcopy(cfg))
+    # random-k baselines, shard models, study models, the rule models (coverage; topk is `final`), 3 per group
+    seeds = (4, 5, 6)
+    assert plan.eval_groups["random_k-2"] == {
+        f"random_k_seed{s}": f"results/baselines/random_k/seed{s}/adapter" for s in seeds
+    }
+    assert list(plan.eval_groups) == [
+        "random_k-1", "random_k-2", "shards-1", "shards-2", "shards-3", "shards-4", "study-1", "study-2", "study-3",
+        "study-4", "rules-1",
+    ]  # fmt: skip
+    assert plan.eval_groups["shards-4"] == {"shard-cand10": "results/shards/cand10"}
+    assert plan.eval_groups["rules-1"] == {"rule-coverage": "results/study/rules/coverage/adapter"}
+    first_study = f"study-{next(iter(plan.study_models))}"
+    assert [plan.eval_group(m) for m in ("base", "final", "all_data", "random_k_seed2", first_study)] == [
+        None, None, None, "random_k-1", "study-1",
+    ]  # fmt: skip
+    # Every evaluated model is matched by exactly one of the two rules' patterns.
+    models = plan.eval_models() + plan.study_eval_models() + ["rule-coverage", "final_merge"]
+    alone, grouped = (re.compile(plan.eval_pattern(grouped=g)) for g in (False, True))
+    for m in models:
+        assert bool(alone.fullmatch(m)) != bool(grouped.fullmatch(m)), m
+        assert bool(grouped.fullmatch(m)) == (plan.eval_group(m) is not None), m
+    # group_size 1: no groups, every model has a job of its own.
+    one = plan_of(cfg, lambda c: c["evaluation"].update(group_size=1))
+    assert one.eval_groups == {} and all(re.fullmatch(one.eval_pattern(grouped=False), m) for m in models)
+    assert one.eval_jobs(one.eval_models()) == [f"evaluate_model/{m}" for m in one.eval_models()]
 
 
 def test_requested_resources_keep_integers_and_fill_in_fine_tune_minutes():

@@ -74,6 +74,13 @@ def test_dry_run_has_one_finetune_and_score_job_per_shard(scratch):
         "finetune_final",
     ):
         assert counts[rule] == 1, rule
+    # Evaluation: base, final and all_data one job each; the 6 random-k baselines (ready together) in 2 jobs
+    # (evaluation.group_size 3), whose results are copied to results/evaluation/<model>.json.
+    assert counts["evaluate_model"] == 3 and counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6
+    one = dry_run(
+        scratch, "--configfile", write_config(scratch, "eval1.yaml", lambda c: c["evaluation"].update(group_size=1))
+    )
+    assert one["evaluate_model"] == 9 and "evaluate_group" not in one and "copy_evaluation" not in one
 
 
 def test_dry_run_random_strategy_makes_n_shards(scratch):
@@ -120,7 +127,9 @@ def test_paper_config_builds_its_dag_offline(scratch):
     assert study["finetune_study"] == 10 and study["finetune_shard_seed"] == 20 and study["finetune_shard"] == 10
     # ... and the selection rules compared (study.rules): the final model (topk) and the coverage and
     # threshold models fine-tuned and evaluated.
-    assert study["evaluate_model"] == 1 + 10 + 10 + 3 and study["score_group"] == 2 + 2 + 2 * 2
+    # Evaluated: base and final alone; 10 study, 10 shard and 2 rule models in groups of 3 (9 jobs).
+    assert study["evaluate_model"] == 2 and study["evaluate_group"] == 4 + 4 + 1 and study["copy_evaluation"] == 22
+    assert study["score_group"] == 2 + 2 + 2 * 2
     assert study["finetune_rule"] == 2 and study["compare_rules"] == 1
 
 
@@ -132,7 +141,8 @@ def test_dry_run_of_both_final_methods_and_the_export(scratch):
     proc = run_snakemake(scratch, "-n", "-p", "--configfile", write_config(scratch, "merge_both.yaml", edit))
     counts = job_counts(proc.stdout)
     assert counts["merge_final"] == 1 and counts["finetune_final"] == 1 and counts["cost_table"] == 1
-    assert counts["evaluate_model"] == 10  # base, final, final_retrain, all_data, 6 random-k
+    assert counts["evaluate_model"] == 4  # base, final, final_retrain, all_data
+    assert counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6  # 6 random-k baselines, 3 per job
     assert "--name final_retrain" in proc.stdout and "results/final_retrain" in proc.stdout
     assert "complementarity merge" in proc.stdout and "--out results/final " in proc.stdout.replace("'", "")
     # The export: on the CPU for the tiny model, on a GPU (its own rule) for the paper's 4-bit base.
@@ -175,7 +185,8 @@ def test_dry_run_of_the_text_config(scratch):
     proc = run_snakemake(scratch, "-n", "-p", "--configfile", "config/text.yaml")
     counts = job_counts(proc.stdout)
     assert counts["finetune_shard"] == 10 and counts["make_shard"] == 10 and counts["score_group"] == 2
-    assert counts["finetune_random"] == 3 and counts["evaluate_model"] == 6  # base, final, all data, 3 random k
+    assert counts["finetune_random"] == 3 and counts["evaluate_model"] == 3  # base, final, all data
+    assert counts["evaluate_group"] == 1 and counts["copy_evaluation"] == 3  # the 3 random-k baselines
     for domain in ("arithmetic", "reverse", "sort", "units"):
         assert f"results/data/domains/{domain}/test.jsonl" in proc.stdout
     assert "config/demo/shards/cand03.jsonl" in proc.stdout and "config/digits/" not in proc.stdout
@@ -264,8 +275,8 @@ def test_default_run_outputs(default_run):
     # Cost: every stage from the benchmark files; the selection against the all-data baseline.
     cost = pd.read_csv(default_run / "results" / "cost.tsv", sep="\t").set_index("stage")
     assert (
-        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 9
-    )
+        cost.loc["fan-out", "jobs"] == 10 and cost.loc["scoring", "jobs"] == 3 and cost.loc["evaluation", "jobs"] == 5
+    )  # evaluation: base, final, all_data, and 2 jobs for the 6 random-k baselines (evaluation.group_size 3)
     assert cost.loc["fan-out", "tokens_trained"] > 0 and cost.loc["scoring", "tokens_scored"] > 0
     selection_total = cost.loc["total: Complementarity selection (fan-out + scoring + final (retrain))"]
     assert selection_total["data_fraction"] == pytest.approx(0.2) and selection_total["jobs"] == 14
@@ -291,7 +302,7 @@ def test_study_target_on_the_default_run(default_run):
     # 4 single + 6 pair models; shard models are reused (not retrained), only evaluated.
     # Selection rules (study.rules: topk, coverage): coverage selects, fine-tunes, evaluates; topk is `final`.
     assert before == {
-        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_model": 21,
+        "study_data": 1, "finetune_study": 10, "score_group": 2, "evaluate_group": 9, "copy_evaluation": 21,
         "analyze_study": 1, "select_rule": 1, "finetune_rule": 1, "compare_rules": 1, "study": 1,
     }  # fmt: skip
     run_snakemake(default_run, "--profile", "profiles/local", "--cores", "2", "study")
@@ -358,7 +369,7 @@ def test_changing_k_reruns_only_selection_and_final(default_run):
     # gather_scores (seconds) recomputes P(top-k) for the new k.
     assert dry_run(default_run, "--configfile", path) == {
         "gather_scores": 1, "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6,
-        "evaluate_model": 7, "cost_table": 1, "report": 1, "all": 1,
+        "evaluate_model": 1, "evaluate_group": 2, "copy_evaluation": 6, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -373,8 +384,8 @@ def test_changing_the_selection_rule_reruns_only_selection_and_what_follows(defa
         default_run, "threshold.yaml", lambda cfg: cfg["selection"].update(method="threshold", threshold=-1.0)
     )
     assert dry_run(default_run, "--configfile", path) == {
-        "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6, "evaluate_model": 7,
-        "cost_table": 1, "report": 1, "all": 1,
+        "select_topk": 1, "finetune_final": 1, "select_random": 6, "finetune_random": 6, "evaluate_model": 1,
+        "evaluate_group": 2, "copy_evaluation": 6, "cost_table": 1, "report": 1, "all": 1,
     }  # fmt: skip
     # The bootstrap's settings rerun the table and selection, never a fine-tune or a score.
     path = write_config(default_run, "boot.yaml", lambda cfg: cfg["selection"]["bootstrap"].update(resamples=500))
@@ -436,7 +447,8 @@ def test_changing_a_learning_rate_reruns_every_finetune_but_not_the_base(default
     path = write_config(default_run, "lr.yaml", lambda cfg: cfg["finetune"].update(learning_rate=0.001))
     counts = dry_run(default_run, "--configfile", path)
     assert counts["finetune_shard"] == 10 and counts["finetune_final"] == 1 and counts["finetune_random"] == 6
-    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 8  # all but the base model
+    assert counts["finetune_all_data"] == 1 and counts["evaluate_model"] == 2  # final, all data (not the base)
+    assert counts["evaluate_group"] == 2 and counts["copy_evaluation"] == 6  # the random-k baselines
     assert "build_base_model" not in counts and "score_base" not in counts and "make_shard" not in counts
     # ... and what follows them: their scoring, the fan-in, the report.
     assert counts["score_group"] == 2 and counts["gather_scores"] == 1 and counts["report"] == 1
@@ -466,9 +478,14 @@ def test_changing_one_shard_file_reruns_only_that_shard_and_the_fan_in(default_r
     expected |= {"gather_scores": 1, "select_topk": 1, "finetune_final": 1, "cost_table": 1, "all": 1}
     # Baselines that train on cand05: all-data, and the random-k draws that include it.
     with_cand05 = [s for s in range(1, 7) if "cand05" in random_k([f"cand{i:02d}" for i in range(1, 11)], 2, s)]
-    expected |= {"finetune_all_data": 1, "evaluate_model": 2 + len(with_cand05), "report": 1}
-    if with_cand05:
-        expected["finetune_random"] = len(with_cand05)
+    expected |= {"finetune_all_data": 1, "evaluate_model": 2, "report": 1}  # final, all data
+    if with_cand05:  # their evaluation groups (seeds 1-3, 4-6: evaluation.group_size 3) are evaluated again, whole
+        groups = {(s - 1) // 3 for s in with_cand05}
+        expected |= {
+            "finetune_random": len(with_cand05),
+            "evaluate_group": len(groups),
+            "copy_evaluation": 3 * len(groups),
+        }
     proc = run_snakemake(default_run, "-n")
     assert job_counts(proc.stdout) == expected
     assert "wildcards: shard=cand05" in proc.stdout and "shard=cand01" not in proc.stdout

@@ -50,4 +50,7 @@ def register_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    from .modeling import keep_unused_out
+
+    keep_unused_out("none")  # building never loads quantized weights (later jobs do)
     build_base_model(args.base_model, args.train, args.out, max_seq_len=args.max_seq_len)

@@ -28,6 +28,7 @@ STAGES = {
     "finetune_all_data": "all-data baseline",
     "finetune_random": "random-k baselines",
     "evaluate_model": "evaluation",
+    "evaluate_group": "evaluation",
     "export_merged": "export",
 }
 FINAL_RULES = {"retrain": "finetune_final", "merge": "merge_final"}
@@ -52,12 +53,12 @@ def cost_jobs(
     shard_groups: list[str],
     final_dirs: dict[str, str],
     baselines: dict[str, str],
-    eval_models: list[str],
+    eval_jobs: list[str],
 ) -> dict[str, str | None]:
     """{rule/job: its adapter folder (metrics.json inside), its scores file, or None} of a run's compute jobs.
 
     ``final_dirs``: {method: adapter folder} of the final models built; ``baselines``: {rule/job: adapter
-    folder} of the baseline fine-tunes; ``eval_models``: the models evaluated. Each job's benchmark file
+    folder} of the baseline fine-tunes; ``eval_jobs``: the evaluation jobs (``rule/job``). Each job's benchmark file
     is benchmarks/<rule>/<job>.tsv.
     """
     jobs: dict[str, str | None] = {"build_base_model/build_base_model": None}
@@ -68,7 +69,7 @@ def cost_jobs(
         rule = FINAL_RULES[method]
         jobs[f"{rule}/{rule}"] = folder
     jobs |= baselines
-    jobs |= {f"evaluate_model/{m}": None for m in eval_models}
+    jobs |= dict.fromkeys(eval_jobs)
     return jobs
 
 

@@ -107,4 +107,7 @@ def register_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    from .modeling import keep_unused_out
+
+    keep_unused_out(args.base_model["quantization"])
     export_merged(args.base, args.adapter, args.out, base_cfg=args.base_model, dtype=args.dtype)

@@ -497,8 +497,10 @@ def selected_files(files: list[str], selection: str | Path | None) -> list[str]:
 def run(args) -> None:
     from dataclasses import asdict
 
+    from .modeling import keep_unused_out
     from .records import read_prepared
 
+    keep_unused_out(args.base_model["quantization"])
     runtime = {
         "checkpoint_every": args.checkpoint_every,
         "keep_checkpoints": bool(args.keep_checkpoints),

@@ -226,6 +226,9 @@ def register_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    from .modeling import keep_unused_out
+
+    keep_unused_out("none")  # the merge loads the base unquantized
     merge_final(
         args.base, dict(args.adapter), args.selection, args.out, base_cfg=args.base_model, settings=args.settings,
         name=args.name,

@@ -196,6 +196,36 @@ def quiet_libraries(quantization: str) -> None:
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
+# Installed packages that no ML job uses but that a library imports eagerly when it finds them, with
+# what it costs (measured in BENCHMARKS.md). Kept out of the job's process by keep_unused_out().
+UNUSED_BY_JOBS = {
+    # transformers.modeling_utils -> loss_utils -> loss_for_object_detection imports scipy.optimize when
+    # scipy is installed (for DETR-style losses): ~0.2-0.4 s of every job's imports. No causal LM needs it.
+    "scipy": "transformers' object-detection losses",
+}
+
+
+def keep_unused_out(quantization: str) -> list[str]:
+    """Make the packages of ``UNUSED_BY_JOBS`` (and bitsandbytes unless quantizing) look absent to this
+    process, before torch or transformers is imported; returns the names kept out.
+
+    For the process of one ML job only (the CLI of finetune, scoring, evaluation, merge, export,
+    base_model calls it first thing): libraries decide "installed?" with ``importlib.util.find_spec``,
+    which returns None for a name whose ``sys.modules`` entry is None, and ``import`` of such a name
+    raises ImportError (the language reference, "The module cache"). So transformers' ``is_scipy_available``
+    and peft's ``is_bnb_available`` answer False and nothing is loaded. Never call it in a process whose
+    other code may need these packages (the tests, a notebook): they stay unimportable there.
+    """
+    import sys
+
+    unused = [*UNUSED_BY_JOBS, *(["bitsandbytes"] if quantization == "none" else [])]
+    kept_out = [name for name in unused if name not in sys.modules]
+    for name in kept_out:
+        sys.modules[name] = None
+    quiet_libraries(quantization)
+    return kept_out
+
+
 def load_tokenizer(weights: str, revision: str | None = None):
     from transformers import AutoTokenizer
 

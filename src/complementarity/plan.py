@@ -38,6 +38,23 @@ SHARD_PREFIX, STUDY_PREFIX, RANDOM_PREFIX, RULE_PREFIX = "shard-", "study-", "ra
 FINAL_PREFIX = "final_"
 FINAL_METHODS = ("retrain", "merge")  # config final.method
 
+# Each kind of model name as a regular expression (Snakemake wildcard constraints).
+KIND_PATTERNS = {
+    "base": BASE,
+    "final": FINAL,
+    "final_method": FINAL_PREFIX + "(?:" + "|".join(FINAL_METHODS) + ")",
+    "all_data": ALL_DATA,
+    "random_k": RANDOM_PREFIX + r"\d+",
+    "shard": SHARD_PREFIX + ".+",
+    "study": STUDY_PREFIX + ".+",
+    "rule": RULE_PREFIX + ".+",
+}
+# Kinds evaluated in groups of evaluation.group_size models per job (one process: one import), with
+# the prefix of their group ids. A kind's models become ready together: the random-k fine-tunes run
+# side by side, as do the shard, study and rule fine-tunes. base (ready at once), final, final_<method>
+# and all_data (each ready on its own) are one job each.
+EVAL_GROUPED = {"random_k": "random_k", "shard": "shards", "study": "study", "rule": "rules"}
+
 
 class ModelName(NamedTuple):
     kind: str  # base | final | final_method | all_data | random_k | shard | study | rule
@@ -134,6 +151,8 @@ class Plan:
     random_draws: dict[int, list[str]] = field(init=False)  # random-k baseline: seed -> shards, drawn once
     final_method: str = field(init=False)  # config final.method: the model in results/final
     rules: list[str] = field(init=False)  # study.rules: selection rules compared by test accuracy
+    # evaluation groups: {group: {model: adapter folder}} (none with evaluation.group_size 1)
+    eval_groups: dict[str, dict[str, str]] = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -167,6 +186,12 @@ class Plan:
         # draw then (select_random --k-from), and train on every shard file filtered by their selection.
         self.random_draws = {} if self.random_k_from_selection else {s: random_k(self.shards, k, s) for s in seeds}
         self.rules = list(cfg["study"]["rules"])
+        self.eval_groups = {}
+        if cfg["evaluation"]["group_size"] > 1:
+            for kind, prefix in EVAL_GROUPED.items():
+                models = {m: adapter_dir(m) for m in self._groupable_models(kind)}
+                self.eval_groups |= score_groups(prefix, models, cfg["evaluation"]["group_size"])
+        self._eval_group_of = {m: g for g, models in self.eval_groups.items() for m in models}
 
     @property
     def random_k_from_selection(self) -> bool:
@@ -259,7 +284,7 @@ class Plan:
             shard_groups=self.shard_groups,
             final_dirs={m: self.final_dir(m) for m in self.final_methods()},
             baselines=baselines,
-            eval_models=self.eval_models() if self.evaluate else [],
+            eval_jobs=self.eval_jobs(self.eval_models()) if self.evaluate else [],
         )
 
     def cost_rules(self) -> list[str]:
@@ -295,6 +320,33 @@ class Plan:
                 "so add domains.<name>.test to at least one domain"
             )
         return [BASE] + [study_model(m) for m in self.study_models] + [shard_model(s) for s in self.shards]
+
+    def _groupable_models(self, kind: str) -> list[str]:
+        """Every model of ``kind`` that any target may evaluate, in a fixed order (so a model's group does
+        not depend on the target that asks for it)."""
+        if kind == "random_k":
+            return [random_model(s) for s in self.config["evaluation"]["random_k_seeds"]]
+        if kind == "shard":
+            return [shard_model(s) for s in self.shards]
+        if kind == "study":
+            return [study_model(m) for m in self.study_models]
+        return [rule_model(m) for m in self.rules if m != self.config["selection"]["method"]]
+
+    def eval_group(self, model: str) -> str | None:
+        """The evaluation group that evaluates ``model``; None when it has a job of its own."""
+        return self._eval_group_of.get(model)
+
+    def eval_pattern(self, grouped: bool) -> str:
+        """Regular expression of the model names evaluated in groups (``grouped``) or alone: the
+        wildcard constraint that gives each results/evaluation/{model}.json one rule."""
+        kinds = [k for k in KIND_PATTERNS if (k in EVAL_GROUPED and bool(self.eval_groups)) == grouped]
+        return "|".join(KIND_PATTERNS[k] for k in kinds) or "(?!)"  # (?!) matches nothing
+
+    def eval_jobs(self, models: list[str]) -> list[str]:
+        """``rule/job`` of the jobs that evaluate ``models``: evaluate_model/<model> for a model
+        evaluated alone, evaluate_group/<group> (once) for a group's."""
+        jobs = [f"evaluate_group/{g}" if (g := self.eval_group(m)) else f"evaluate_model/{m}" for m in models]
+        return list(dict.fromkeys(jobs))
 
 
 def adapter_dir(model: str) -> str | None:

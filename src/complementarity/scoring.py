@@ -222,7 +222,10 @@ def register_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    from .modeling import keep_unused_out
     from .provenance import provenance, write_json
+
+    keep_unused_out(args.base_model["quantization"])
     from .records import read_prepared
 
     validation = {name: read_prepared(path) for name, path in args.validation}

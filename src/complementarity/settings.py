@@ -107,6 +107,7 @@ class EvaluationSettings(_Section):
         "random_k_seeds",
         "final_methods",
         "shard_models",
+        "group_size",
         "confidence",
         "bootstrap_resamples",
     )
@@ -116,6 +117,7 @@ class EvaluationSettings(_Section):
     random_k_seeds: list[int]
     final_methods: list[str]
     shard_models: bool
+    group_size: int
     test_limit: int | None
     batch_size: int
     max_new_tokens: int

@@ -54,6 +54,7 @@ wildcard_constraints:
     study_model="|".join(map(re.escape, PLAN.study_models)),
     seed=r"\d+",
     method="|".join(map(re.escape, PLAN.rules)),
+    eval_group="|".join(map(re.escape, PLAN.eval_groups)) or "(?!)",
 
 
 def as_json(value):
@@ -179,6 +180,27 @@ def get_eval_adapter(wildcards):
     """Named input of evaluate_model: the model's adapter ({} for the base model)."""
     path = adapter_dir(wildcards.model)
     return {"adapter": path} if path else {}
+
+
+def evaluation_output(grouped):
+    """results/evaluation/{model}.json for the models evaluated alone (evaluate_model) or in groups
+    (copy_evaluation): the model wildcard constrained so that each file has one rule."""
+    return f"results/evaluation/{{model,{PLAN.eval_pattern(grouped)}}}.json"
+
+
+def get_eval_group_adapters(wildcards):
+    """The adapter folders of one evaluation group."""
+    return list(PLAN.eval_groups[wildcards.eval_group].values())
+
+
+def eval_group_args(wildcards, input):
+    """``NAME=ADAPTER_DIR ...`` of an evaluation group, for ``--models``."""
+    return pairs(PLAN.eval_groups[wildcards.eval_group], input.adapters)
+
+
+def get_eval_group_dir(wildcards):
+    """The folder of the evaluation group that evaluates a grouped model."""
+    return f"results/evaluation/groups/{PLAN.eval_group(wildcards.model)}"
 
 
 def get_study_evaluations(wildcards):
