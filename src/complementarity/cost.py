@@ -286,9 +286,9 @@ def cost_table_job(
     selection: str | Path,
     log: str | Path,
 ) -> None:
-    """The cost_table rule, run inside Snakemake (a ``run:`` job) rather than as a shell command: its
-    arguments name every job's files, which at N > ~1,000 shards exceed Linux's 128 KiB limit on one
-    command-line argument (``Argument list too long``). Logs go to ``log``; errors name the fix."""
+    """The cost_table rule (workflow/scripts/cost_table.py) rather than a shell command: its arguments
+    name every job's files, which at N > ~1,000 shards exceed Linux's 128 KiB limit on one command-line
+    argument (``Argument list too long``). Logs go to ``log``."""
     import logging
 
     handler = logging.FileHandler(log, mode="w")

@@ -12,9 +12,8 @@ COST_JOBS = PLAN.cost_jobs()
 rule cost_table:
     """Jobs, wall/CPU time, tokens trained and scored, peak memory and GPU-hours requested, per stage.
 
-    A `run:` job, not a shell command: its arguments name every job's files, which beyond ~1,000 shards
-    exceed Linux's 128 KiB limit on one command-line argument. It is a local rule, so it runs in the
-    Snakemake process, which imports the package already (no conda env of its own)."""
+    A script, not a shell command: its arguments name every job's files, which beyond ~1,000 shards
+    exceed Linux's 128 KiB limit on one command-line argument."""
     input:
         benchmarks=[f"benchmarks/{job}.tsv" for job in COST_JOBS],
         outputs=[p for p in COST_JOBS.values() if p],
@@ -24,22 +23,12 @@ rule cost_table:
         cost=report("results/cost.tsv", caption="../report/cost.rst", category="Cost"),
     log:
         "logs/cost_table/cost_table.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         metrics=PLAN.cost_files("metrics"),
         scores=PLAN.cost_files("scores"),
         requested=get_requested_resources,
         final_method=PLAN.final_method,
-    run:
-        from complementarity.cost import cost_table_job
-
-        cost_table_job(
-            output.cost,
-            benchmarks=list(input.benchmarks),
-            metrics=dict(params.metrics),
-            scores=dict(params.scores),
-            requested=json.loads(params.requested),
-            final_method=params.final_method,
-            shards_table=input.shards_table,
-            selection=input.selection,
-            log=log[0],
-        )
+    script:
+        "../scripts/cost_table.py"
