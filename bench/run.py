@@ -112,19 +112,7 @@ def build_large_base(tiny_dir: Path, out: Path, *, hidden: int, layers: int, int
 
 def make_adapters(base_dir: Path, out: Path, n: int, ft: dict[str, Any]) -> dict[str, Path]:
     """n LoRA adapters in PEFT format with non-zero random weights (speed only; no training)."""
-    from peft import get_peft_model
-
-    model, _, _ = load_base(base_dir, dtype="auto")
-    cfg = lora_config(ft)
-    cfg.init_lora_weights = False
-    torch.manual_seed(0)
-    peft_model = get_peft_model(model, cfg)
-    paths = {}
-    for i in range(n):
-        path = out / f"shard{i:02d}"
-        peft_model.save_pretrained(path)
-        paths[f"shard{i:02d}"] = path
-    return paths
+    return make_adapters_from(base_dir, {"dtype": "auto"}, out, n, ft)
 
 
 def matmul_params(model) -> int:
