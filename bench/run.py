@@ -151,17 +151,25 @@ def ours_train(examples, base_dir: Path, ft: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": wall, "response_tokens": tokens, "tokens_per_s": tokens / wall}
 
 
-def hf_train(examples, base_dir: Path, ft: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def hf_inputs(examples, base_dir: Path, base_cfg, ft: dict[str, Any]):
+    """What the HF Trainer baselines train: the model load_base gives ours with ``ft``'s LoRA, and the
+    examples encoded as ours encodes them (dicts of input_ids / attention_mask / labels)."""
     from peft import get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     torch.manual_seed(ft["seed"])
-    model, tok, _ = load_base(base_dir, dtype=BASE_CFG["dtype"], quantization="none", for_training=True)
+    model, tok, _ = load_base(base_dir, dtype=base_cfg["dtype"], quantization="none", for_training=True)
     model = get_peft_model(model, lora_config(ft))
     encoded = encode_all(
-        tok, examples, template=BASE_CFG["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
+        tok, examples, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
     )
     data = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels} for e in encoded]
+    return model, tok, data
+
+
+def hf_train(examples, base_dir: Path, ft: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    model, tok, data = hf_inputs(examples, base_dir, BASE_CFG, ft)
     pad = DataCollatorForSeq2Seq(tokenizer=tok, label_pad_token_id=-100, padding=True)
     counted = {"tokens": 0}
 
@@ -582,16 +590,9 @@ class ResponseTokenCounter:
 def hf_train_timed(examples, base_dir: Path, base_cfg, ft, workdir: Path, *, warmup: int) -> dict[str, Any]:
     """The HF Trainer on the model load_base gives ours (same dtype, LoRA), group_by_length batches, timed
     after ``warmup`` steps. No autocast (bf16=False): the weights are already in the dtype ours trains in."""
-    from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    torch.manual_seed(ft["seed"])
-    model, tok, _ = load_base(base_dir, dtype=base_cfg["dtype"], quantization="none", for_training=True)
-    model = get_peft_model(model, lora_config(ft))
-    encoded = encode_all(
-        tok, examples, template=base_cfg["prompt_template"], max_seq_len=ft["max_seq_len"], policy=ft["truncation"]
-    )
-    data = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels} for e in encoded]
+    model, tok, data = hf_inputs(examples, base_dir, base_cfg, ft)
     counter = ResponseTokenCounter(model)
     marks: dict[str, float] = {}
 
